@@ -1,0 +1,7 @@
+package main
+
+import "context"
+
+func runAgent(ctx context.Context, e env, args []string) error { return errNotBuilt }
+
+func runBenchPull(ctx context.Context, e env, args []string) error { return errNotBuilt }

@@ -1,0 +1,17 @@
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// errNotBuilt is returned by commands whose package has not landed yet.
+var errNotBuilt = errors.New("this command is not built yet")
+
+func runBench(ctx context.Context, e env, args []string) error {
+	return subcommands(ctx, e, "bench", args, map[string]command{
+		"radio":     {"link goodput vs the LoRa airtime limit on the virtual-time simulator", runBenchRadio},
+		"inference": {"classifier accuracy, baselines and latency", runBenchInference},
+		"pull":      {"artifact pull throughput from the object store", runBenchPull},
+	})
+}
