@@ -4,4 +4,3 @@ import "context"
 
 func runAgent(ctx context.Context, e env, args []string) error { return errNotBuilt }
 
-func runBenchPull(ctx context.Context, e env, args []string) error { return errNotBuilt }
