@@ -1,0 +1,276 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexfield/nexfield/exchange"
+	"github.com/nexfield/nexfield/internal/natstest"
+)
+
+// directLink delivers requests to an in-process handler with no air between:
+// the relay's own behaviour (queueing, codes, replies) is what is under test
+// here; the radio path is covered end to end elsewhere.
+type directLink struct {
+	mu      sync.Mutex
+	order   []string // peers in the order exchanges started
+	gate    chan struct{}
+	handler func(to Peer, req []byte) ([]byte, error)
+}
+
+func (d *directLink) Exchange(ctx context.Context, to Peer, payload []byte) (Result, error) {
+	d.mu.Lock()
+	d.order = append(d.order, to.Name)
+	d.mu.Unlock()
+	if d.gate != nil {
+		select {
+		case <-d.gate:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+	reply, err := d.handler(to, payload)
+	return Result{Reply: reply, RSSI: -80, SNR: 7.5, Airtime: 123 * time.Millisecond, Frames: 2}, err
+}
+
+func sentimentHandler(to Peer, req []byte) ([]byte, error) {
+	kind, body, err := exchange.DecodeRequest(req)
+	if err != nil {
+		return exchange.EncodeError(err.Error()), nil
+	}
+	if kind == exchange.KindRaw {
+		return exchange.EncodeReply(append([]byte(to.Name+":"), body...)), nil
+	}
+	label := "neutral"
+	if strings.Contains(string(body), "great") {
+		label = "positive"
+	}
+	s, _ := exchange.EncodeSentiment(exchange.Sentiment{Label: label, Scores: map[string]float64{label: 1}})
+	return exchange.EncodeReply(s), nil
+}
+
+func startRelay(t *testing.T, link Exchanger, opts *Opts) *nats.Conn {
+	t.Helper()
+	s := natstest.RunServer(t)
+	nc := natstest.Connect(t, s)
+	r, err := New(nc, link, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	// Wait until the service answers discovery.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := nc.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay service did not come up")
+		}
+	}
+	return natstest.Connect(t, s)
+}
+
+func TestSentimentAndSend(t *testing.T) {
+	link := &directLink{handler: sentimentHandler}
+	nc := startRelay(t, link, &Opts{Peers: []Peer{{"north", 2}, {"south", 3}}})
+	for _, tc := range []struct {
+		name, subject, header, body string
+		wantPeer, wantLabel         string
+		wantData                    string
+	}{
+		{"default peer", "field.sentiment", "", "Rethink Con is great", "north", "positive", ""},
+		{"peer by header", "field.sentiment", "south", "status ok", "south", "neutral", ""},
+		{"peer by address", "field.sentiment", "3", "great", "south", "positive", ""},
+		{"peer by subject", "field.sentiment.south", "", "great", "south", "positive", ""},
+		{"raw send", "field.send.north", "", "ping", "north", "", "north:ping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := nats.NewMsg(tc.subject)
+			m.Data = []byte(tc.body)
+			if tc.header != "" {
+				m.Header.Set(PeerHeader, tc.header)
+			}
+			resp, err := nc.RequestMsg(m, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := resp.Header.Get(micro.ErrorCodeHeader); c != "" {
+				t.Fatalf("error %s: %s", c, resp.Header.Get(micro.ErrorHeader))
+			}
+			var got Reply
+			if err := json.Unmarshal(resp.Data, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Peer != tc.wantPeer || got.Label != tc.wantLabel || string(got.Data) != tc.wantData {
+				t.Errorf("got peer=%s label=%s data=%q, want %s %s %q", got.Peer, got.Label, got.Data, tc.wantPeer, tc.wantLabel, tc.wantData)
+			}
+			if got.Frames != 2 || got.AirtimeMS != 123 || got.RSSI != -80 {
+				t.Errorf("link stats not carried: %+v", got)
+			}
+		})
+	}
+}
+
+func TestErrorCodes(t *testing.T) {
+	link := &directLink{handler: func(to Peer, req []byte) ([]byte, error) {
+		_, body, _ := exchange.DecodeRequest(req)
+		switch string(body) {
+		case "unreachable":
+			return nil, fmt.Errorf("no ack after 16 tries: %w", ErrPeerUnreachable)
+		case "radio":
+			return nil, fmt.Errorf("spi: %w", ErrRadio)
+		case "remote":
+			return exchange.EncodeError("model not loaded"), nil
+		}
+		return sentimentHandler(to, req)
+	}}
+	nc := startRelay(t, link, &Opts{MaxMessage: 100})
+	for _, tc := range []struct {
+		name, subject, body, wantCode, wantText string
+	}{
+		{"empty", "field.sentiment", "", "400", "empty"},
+		{"unknown peer", "field.sentiment.nowhere", "x", "404", "unknown peer"},
+		{"too large", "field.sentiment", strings.Repeat("x", 101), "413", "at most 100"},
+		{"unreachable", "field.sentiment", "unreachable", "504", "unreachable"},
+		{"radio fault", "field.sentiment", "radio", "502", "radio fault"},
+		{"peer error", "field.sentiment", "remote", "502", "model not loaded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := nc.Request(tc.subject, []byte(tc.body), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, desc := resp.Header.Get(micro.ErrorCodeHeader), resp.Header.Get(micro.ErrorHeader)
+			if code != tc.wantCode || !strings.Contains(desc, tc.wantText) {
+				t.Errorf("got %s %q, want %s containing %q", code, desc, tc.wantCode, tc.wantText)
+			}
+		})
+	}
+}
+
+// TestQueueFairAndBounded holds the radio busy, fills the queue with a burst
+// for one peer and a single request for another, and checks that the other
+// peer is served second, not last, and that the overflow is refused at once.
+func TestQueueFairAndBounded(t *testing.T) {
+	link := &directLink{handler: sentimentHandler, gate: make(chan struct{})}
+	nc := startRelay(t, link, &Opts{Peers: []Peer{{"a", 2}, {"b", 3}}, QueueDepth: 4})
+
+	type result struct {
+		code string
+		err  error
+	}
+	results := make(chan result, 10)
+	send := func(peer string) {
+		resp, err := nc.Request("field.sentiment."+peer, []byte("hi"), 10*time.Second)
+		if err != nil {
+			results <- result{err: err}
+			return
+		}
+		results <- result{code: resp.Header.Get(micro.ErrorCodeHeader)}
+	}
+	waitOrder := func(n int) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			link.mu.Lock()
+			l := len(link.order)
+			link.mu.Unlock()
+			if l >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d exchanges started, want %d", l, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go send("a") // occupies the radio
+	waitOrder(1)
+	for i := 0; i < 3; i++ {
+		go send("a")
+	}
+	// Give the three a-requests time to queue before b's arrives.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if q := pendingOf(nc); q == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go send("b")
+	// The queue (depth 4) now holds a,a,a,b; one more must be refused.
+	time.Sleep(50 * time.Millisecond)
+	resp, err := nc.Request("field.sentiment.a", []byte("hi"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Header.Get(micro.ErrorCodeHeader); c != "503" {
+		t.Fatalf("overflow: got code %q, want 503", c)
+	}
+	close(link.gate)
+	for i := 0; i < 5; i++ {
+		r := <-results
+		if r.err != nil || r.code != "" {
+			t.Fatalf("queued request failed: %+v", r)
+		}
+	}
+	link.mu.Lock()
+	defer link.mu.Unlock()
+	if got := strings.Join(link.order, ","); got != "a,b,a,a,a" {
+		t.Errorf("service order %s, want a,b,a,a,a (b served right after the running one, not after the burst)", got)
+	}
+}
+
+// pendingOf asks the service's stats how many requests arrived; it is a
+// stand-in for "the burst has been enqueued".
+func pendingOf(nc *nats.Conn) int {
+	resp, err := nc.Request("$SRV.STATS.nexfield-relay", nil, time.Second)
+	if err != nil {
+		return -1
+	}
+	var st micro.Stats
+	if err := json.Unmarshal(resp.Data, &st); err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range st.Endpoints {
+		n += e.NumRequests
+	}
+	return n - 1
+}
+
+func TestNewValidates(t *testing.T) {
+	link := &directLink{handler: sentimentHandler}
+	for _, tc := range []struct {
+		name string
+		opts Opts
+	}{
+		{"bad name", Opts{Peers: []Peer{{"a b", 1}}}},
+		{"dup name", Opts{Peers: []Peer{{"a", 1}, {"a", 2}}}},
+		{"dup addr", Opts{Peers: []Peer{{"a", 1}, {"b", 1}}}},
+		{"bad default", Opts{Peers: []Peer{{"a", 1}}, DefaultPeer: "z"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(&nats.Conn{}, link, &tc.opts); !errors.Is(err, ErrInvalidOpts) {
+				t.Errorf("got %v, want ErrInvalidOpts", err)
+			}
+		})
+	}
+}
