@@ -82,6 +82,9 @@ type Opts struct {
 	Timeout time.Duration
 	// MaxMessage rejects larger requests before they reach the link. Zero: 64 KiB.
 	MaxMessage int
+	// DrainTimeout bounds how long Run keeps serving queued requests after
+	// its context ends. Zero: 30 seconds.
+	DrainTimeout time.Duration
 	// Logger receives operational logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -142,6 +145,9 @@ func New(nc *nats.Conn, link Exchanger, opts *Opts) (*Relay, error) {
 	if o.MaxMessage <= 0 {
 		o.MaxMessage = 64 << 10
 	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -173,8 +179,11 @@ func New(nc *nats.Conn, link Exchanger, opts *Opts) (*Relay, error) {
 	return r, nil
 }
 
-// Run registers the micro service and serves until ctx ends. Requests still
-// queued then are answered with a 503.
+// Run registers the micro service and serves until ctx ends. Then it stops
+// taking requests (NATS routes new ones to another relay of the same service,
+// which is how a relay moves between agents without failing a request) and
+// finishes the queued ones within Opts.DrainTimeout; what is left after that
+// is answered with a 503.
 func (r *Relay) Run(ctx context.Context) error {
 	svc, err := micro.AddService(r.nc, micro.Config{
 		Name:        r.opts.Name,
@@ -185,7 +194,19 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("relay: add service: %w", err)
 	}
-	defer svc.Stop()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := svc.Stop(); err != nil {
+				r.log.Warn("stop service", "err", err)
+			}
+		})
+	}
+	defer stop()
+	// Stop taking requests the moment ctx ends, even while an exchange is on
+	// the air, so callers are routed elsewhere at once.
+	stopWatch := context.AfterFunc(ctx, stop)
+	defer stopWatch()
 	g := svc.AddGroup(r.opts.Subject)
 	for _, ep := range []struct {
 		name, subject string
@@ -204,7 +225,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 	r.log.Info("relay serving", "subject", r.opts.Subject+".>", "peers", r.peerList())
-	r.work(ctx)
+	// An exchange in flight when ctx ends still completes: its own deadline
+	// bounds it, and failing it would fail a caller for nothing.
+	r.work(context.WithoutCancel(ctx), ctx.Done(), false)
+	stop()
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.DrainTimeout)
+	defer cancel()
+	closed := make(chan struct{})
+	close(closed)
+	r.work(drainCtx, closed, true)
 	r.drain()
 	return nil
 }
@@ -305,12 +334,21 @@ func (r *Relay) take() *job {
 	return nil
 }
 
-func (r *Relay) work(ctx context.Context) {
-	for {
+// work serves queued jobs with ctx until ctx ends or quit is closed: at once
+// (untilEmpty false) or once the queue is empty (untilEmpty true).
+func (r *Relay) work(ctx context.Context, quit <-chan struct{}, untilEmpty bool) {
+	for ctx.Err() == nil {
+		if !untilEmpty {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+		}
 		j := r.take()
 		if j == nil {
 			select {
-			case <-ctx.Done():
+			case <-quit:
 				return
 			case <-r.wake:
 				continue
@@ -390,4 +428,11 @@ func (r *Relay) serve(ctx context.Context, j *job) {
 func respondError(req micro.Request, code, desc string) {
 	body, _ := json.Marshal(map[string]string{"error": desc})
 	_ = req.Error(code, desc, body)
+}
+
+// queued reports how many requests wait for the radio.
+func (r *Relay) queued() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending
 }

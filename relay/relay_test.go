@@ -274,3 +274,63 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownFinishesQueued stops the relay while one exchange is on the air
+// and another waits: both callers still get answers, and the service stops
+// taking new requests (NATS then routes them to another relay instance).
+func TestShutdownFinishesQueued(t *testing.T) {
+	s := natstest.RunServer(t)
+	nc := natstest.Connect(t, s)
+	link := &directLink{handler: sentimentHandler, gate: make(chan struct{})}
+	r, err := New(nc, link, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	client := natstest.Connect(t, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay service did not come up")
+		}
+	}
+	answers := make(chan string, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			resp, err := client.Request("field.sentiment", []byte("great"), 10*time.Second)
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			answers <- resp.Header.Get(micro.ErrorCodeHeader) + string(resp.Data)
+		}()
+	}
+	for r.queued() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	// New requests find no responder once the service has stopped.
+	for {
+		_, err := client.Request("field.sentiment", []byte("late"), 100*time.Millisecond)
+		if errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service still answering after shutdown: %v", err)
+		}
+	}
+	close(link.gate)
+	for i := 0; i < 2; i++ {
+		if a := <-answers; !strings.Contains(a, `"label":"positive"`) {
+			t.Errorf("answer %d: %s", i, a)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
