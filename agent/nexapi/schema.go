@@ -48,13 +48,22 @@ func (s *StartRequestSchema) Validate(runRequest []byte) error {
 	if err := s.s.Validate(inst); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return fmt.Errorf("%w: %s", ErrSchema, oneLine(ve.Error()))
+			return fmt.Errorf("%w: %s", ErrSchema, violations(ve))
 		}
 		return fmt.Errorf("%w: %w", ErrSchema, err)
 	}
 	return nil
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+// violations turns the library's multi-line report into one line without
+// the schema's internal URL: "at '/argv/0': got number, want string".
+func violations(ve *jsonschema.ValidationError) string {
+	lines := strings.Split(strings.TrimSpace(ve.Error()), "\n")
+	if len(lines) > 1 {
+		lines = lines[1:]
+	}
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(strings.TrimSpace(l), "- ")
+	}
+	return strings.Join(lines, "; ")
 }
