@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexfield/nexfield/agent/nexapi"
+	"github.com/nexfield/nexfield/agent/workload"
+)
+
+// Timeouts of endpoint work, inside the node's own request timeouts.
+const (
+	// startTimeout bounds fetch + spawn; the node waits 1 minute.
+	startTimeout = 50 * time.Second
+	// stopReplyAfter: the node collects STOP replies for about 2 s, so the
+	// reply goes out when the stop is done or after this long, whichever is
+	// first; the SIGTERM → SIGKILL sequence continues in the background.
+	stopReplyAfter = 1500 * time.Millisecond
+)
+
+// addService registers the seven agent endpoints as one micro service with
+// queue group = agent id, so each agent of a node gets its own copy of the
+// shared subjects (STOPWORKLOAD.*, QUERYWORKLOADS, PING, SETLAMEDUCK).
+func (a *Agent) addService(s *session) error {
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        a.opts.Name,
+		Version:     a.opts.Version,
+		Description: a.opts.Description,
+		QueueGroup:  s.agentID,
+		Metadata:    map[string]string{"register_type": a.opts.Type, "agent_id": s.agentID},
+	})
+	if err != nil {
+		return fmt.Errorf("agent: micro service: %w", err)
+	}
+	eps := []struct {
+		name, subject string
+		h             func(*session, micro.Request)
+	}{
+		{"StartWorkload", nexapi.StartWorkloadSubject(s.nodeID, s.agentID, "*"), a.handleStart},
+		{"StopWorkload", nexapi.StopWorkloadSubject(s.nodeID, "*"), a.handleStop},
+		{"GetWorkload", nexapi.GetWorkloadSubject(s.nodeID, "*"), a.handleGet},
+		{"QueryWorkloads", nexapi.QueryWorkloadsSubject(s.nodeID), a.handleQuery},
+		{"PingAgent", nexapi.PingAgentSubject(s.nodeID, s.agentID), a.handlePing},
+		{"PingAllAgents", nexapi.PingAllAgentsSubject(s.nodeID), a.handlePing},
+		{"SetLameduck", nexapi.SetLameduckSubject(s.nodeID), a.handleLameduck},
+	}
+	for _, ep := range eps {
+		h := ep.h
+		err := svc.AddEndpoint(ep.name, micro.HandlerFunc(func(r micro.Request) { h(s, r) }),
+			micro.WithEndpointSubject(ep.subject), micro.WithEndpointQueueGroup(s.agentID))
+		if err != nil {
+			_ = svc.Stop()
+			return fmt.Errorf("agent: endpoint %s: %w", ep.name, err)
+		}
+	}
+	s.svc = svc
+	// Endpoints must be on the server before the first heartbeat makes the
+	// node consider this agent for work.
+	if err := s.nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("agent: flush: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) replyError(r micro.Request, desc string, body any) {
+	b, _ := json.Marshal(body)
+	if err := r.Error(nexapi.AgentErrorCode, desc, b); err != nil {
+		a.log.Debug("error reply", "err", err)
+	}
+}
+
+func (a *Agent) respond(r micro.Request, body any) {
+	if err := r.RespondJSON(body); err != nil {
+		a.log.Debug("reply", "err", err)
+	}
+}
+
+// handleStart validates before anything else and then starts the workload
+// on its own goroutine, so a slow pull does not hold up other starts.
+func (a *Agent) handleStart(s *session, r micro.Request) {
+	id := nexapi.LastToken(r.Subject())
+	spec, in, err := a.specFor(id, r.Data())
+	resp := nexapi.StartWorkloadResponse{ID: id, Name: in.Request.Name}
+	if err == nil && a.lameduck.Load() {
+		err = ErrLameduck
+	}
+	if err != nil {
+		a.log.Info("start refused", "workload_id", id, "err", err)
+		a.replyError(r, fmt.Sprintf("failed to run workload %s: %v", id, err), resp)
+		return
+	}
+	resp.Name = spec.Name
+	a.handlers.Add(1)
+	go func() {
+		defer a.handlers.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		st, err := a.sup.Start(ctx, spec)
+		if err != nil {
+			a.log.Info("start failed", "workload_id", id, "err", err)
+			a.replyError(r, fmt.Sprintf("failed to run workload %s: %v", id, err), resp)
+			return
+		}
+		a.log.Info("workload started", "workload_id", id, "name", spec.Name, "lifecycle", string(spec.Lifecycle), "pid", st.PID)
+		a.respond(r, resp)
+	}()
+}
+
+// handleStop always answers: stopped=true from the owner, code 100 "workload
+// not found" from everyone else, so the node does not wait out its timeout.
+func (a *Agent) handleStop(s *session, r micro.Request) {
+	id := nexapi.LastToken(r.Subject())
+	notFound := nexapi.StopWorkloadResponse{ID: id, Message: nexapi.ErrTextWorkloadNotFound, WorkloadType: a.opts.Type}
+	var req nexapi.StopWorkloadRequest
+	if err := json.Unmarshal(r.Data(), &req); err != nil {
+		a.replyError(r, "invalid stop workload request: "+err.Error(), notFound)
+		return
+	}
+	st, ok := a.sup.Get(id)
+	if !ok || !active(st) || !inNamespace(req.Namespace, st.Spec.Namespace) {
+		a.replyError(r, nexapi.ErrTextWorkloadNotFound, notFound)
+		return
+	}
+	done := make(chan error, 1)
+	a.handlers.Add(1)
+	go func() {
+		defer a.handlers.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := a.sup.Stop(ctx, id)
+		done <- err
+	}()
+	t := a.clk.NewTimer(stopReplyAfter)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if errors.Is(err, workload.ErrNotFound) {
+			a.replyError(r, nexapi.ErrTextWorkloadNotFound, notFound)
+			return
+		}
+		if err != nil {
+			a.replyError(r, err.Error(), notFound)
+			return
+		}
+	case <-t.C():
+	}
+	a.log.Info("workload stopped", "workload_id", id)
+	a.respond(r, nexapi.StopWorkloadResponse{ID: id, Stopped: true, WorkloadType: a.opts.Type})
+}
+
+func inNamespace(asked, ns string) bool { return asked == "system" || asked == ns }
+
+// handleGet returns the stored StartWorkloadRequest; it stays silent for
+// ids this agent does not run (another agent of the node may).
+func (a *Agent) handleGet(s *session, r micro.Request) {
+	id := nexapi.LastToken(r.Subject())
+	st, ok := a.sup.Get(id)
+	if !ok {
+		return
+	}
+	var in nexapi.AgentStartWorkloadRequest
+	if err := json.Unmarshal(st.Spec.Request, &in); err != nil {
+		a.replyError(r, "stored request of workload "+id+" is unreadable: "+err.Error(), nexapi.StartWorkloadRequest{Name: st.Spec.Name, Namespace: st.Spec.Namespace})
+		return
+	}
+	a.respond(r, in.Request)
+}
+
+// handleQuery always answers, with [] when nothing matches.
+func (a *Agent) handleQuery(s *session, r micro.Request) {
+	var req nexapi.AgentListWorkloadsRequest
+	if err := json.Unmarshal(r.Data(), &req); err != nil {
+		a.replyError(r, "invalid query workloads request: "+err.Error(), []nexapi.WorkloadSummary{})
+		return
+	}
+	a.respond(r, a.summaries(req))
+}
+
+func (a *Agent) summaries(req nexapi.AgentListWorkloadsRequest) []nexapi.WorkloadSummary {
+	out := []nexapi.WorkloadSummary{}
+	now := a.clk.Now()
+	list := a.sup.List()
+	slices.SortFunc(list, func(x, y workload.Status) int { return x.StartedAt.Compare(y.StartedAt) })
+	for _, st := range list {
+		if !inNamespace(req.Namespace, st.Spec.Namespace) {
+			continue
+		}
+		if len(req.Filter) > 0 && !slices.Contains(req.Filter, st.Spec.ID) && !slices.Contains(req.Filter, st.Spec.Name) {
+			continue
+		}
+		out = append(out, a.summaryOf(st, now))
+	}
+	return out
+}
+
+func (a *Agent) summaryOf(st workload.Status, now time.Time) nexapi.WorkloadSummary {
+	var in nexapi.AgentStartWorkloadRequest
+	_ = json.Unmarshal(st.Spec.Request, &in)
+	md := map[string]string{"state": string(st.State)}
+	if st.PID > 0 {
+		md["pid"] = strconv.Itoa(st.PID)
+	}
+	if st.Restarts > 0 {
+		md["restarts"] = strconv.Itoa(st.Restarts)
+	}
+	if !active(st) {
+		md["exit_code"] = strconv.Itoa(st.ExitCode)
+	}
+	if st.Err != "" {
+		md["error"] = st.Err
+	}
+	if st.Spec.TriggerSubject != "" {
+		md["trigger_subject"] = st.Spec.TriggerSubject
+	}
+	runtime := "--"
+	start := ""
+	if !st.StartedAt.IsZero() {
+		start = st.StartedAt.UTC().Format(time.RFC3339)
+		if active(st) {
+			runtime = now.Sub(st.StartedAt).Round(time.Second).String()
+		}
+	}
+	return nexapi.WorkloadSummary{
+		ID:                st.Spec.ID,
+		Metadata:          md,
+		Name:              st.Spec.Name,
+		Namespace:         st.Spec.Namespace,
+		Runtime:           runtime,
+		StartTime:         start,
+		Tags:              in.Request.Tags,
+		WorkloadLifecycle: string(st.Spec.Lifecycle),
+		WorkloadState:     wireState(st.State),
+		WorkloadType:      a.opts.Type,
+	}
+}
+
+// wireState maps runtime states onto the protocol's enum; a service waiting
+// out its back-off is "starting" (the detail is in metadata "state").
+func wireState(s workload.State) string {
+	switch s {
+	case "starting", "backoff":
+		return nexapi.WorkloadStarting
+	case "running":
+		return nexapi.WorkloadRunning
+	case "warm":
+		return nexapi.WorkloadWarm
+	case "stopping":
+		return nexapi.WorkloadStopping
+	case "stopped", "exited":
+		return nexapi.WorkloadStopped
+	case "failed":
+		return nexapi.WorkloadError
+	}
+	return nexapi.WorkloadError
+}
+
+func (a *Agent) handlePing(s *session, r micro.Request) {
+	b, _ := json.Marshal(a.summary())
+	if err := r.Respond(b, micro.WithHeaders(micro.Headers{nexapi.HeaderAgentID: {s.agentID}})); err != nil {
+		a.log.Debug("ping reply", "err", err)
+	}
+}
+
+// handleLameduck refuses new work from now on and stops every workload
+// within the requested delay. It answers at once: the node only listens for
+// about 2 s.
+func (a *Agent) handleLameduck(s *session, r micro.Request) {
+	var req nexapi.LameduckRequest
+	if err := json.Unmarshal(r.Data(), &req); err != nil {
+		a.replyError(r, "invalid lameduck request: "+err.Error(), nexapi.LameduckResponse{Message: err.Error()})
+		return
+	}
+	delay, err := time.ParseDuration(req.Delay)
+	if err != nil || delay < 0 {
+		a.replyError(r, fmt.Sprintf("invalid lameduck delay %q", req.Delay), nexapi.LameduckResponse{Message: "invalid delay"})
+		return
+	}
+	first := a.lameduck.CompareAndSwap(false, true)
+	a.respond(r, nexapi.LameduckResponse{Success: true})
+	if !first {
+		return
+	}
+	a.log.Info("entering lameduck", "delay", delay.String())
+	a.heartbeat(s)
+	a.handlers.Add(1)
+	go func() {
+		defer a.handlers.Done()
+		// StopAll sends SIGTERM now; the delay bounds the whole stop, so
+		// stragglers are killed by then.
+		ctx, cancel := context.WithTimeout(context.Background(), max(delay, time.Second))
+		defer cancel()
+		if err := a.sup.StopAll(ctx); err != nil {
+			a.log.Warn("lameduck stop", "err", err)
+		}
+		a.heartbeat(s)
+	}()
+}

@@ -1,0 +1,234 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/nexfield/nexfield/agent"
+	"github.com/nexfield/nexfield/agent/nexapi"
+	"github.com/nexfield/nexfield/internal/natstest"
+)
+
+func TestRegister(t *testing.T) {
+	r := newRig(t, rigOpts{agentOpts: func(o *agent.Opts) {
+		o.Version = "1.2.3"
+		o.Tags = map[string]string{"site": "north-field"}
+	}})
+	agents := r.node.Agents()
+	if len(agents) != 1 {
+		t.Fatalf("got %d registrations, want 1", len(agents))
+	}
+	a := agents[0]
+	reg := a.Register
+	if reg.Name != "pi-test" || reg.RegisterType != "nexfield" || reg.Version != "1.2.3" || reg.Description == "" {
+		t.Errorf("register request: %+v", reg)
+	}
+	if !strings.HasPrefix(reg.PublicXkey, "X") || len(reg.PublicXkey) != 56 {
+		t.Errorf("public_xkey %q is not a curve key", reg.PublicXkey)
+	}
+	if want := []string{"service", "job", "function"}; !slices.Equal(reg.SupportedLifecycles, want) {
+		t.Errorf("lifecycles %v, want %v", reg.SupportedLifecycles, want)
+	}
+	if reg.StartRequestSchema != agent.StartRequestSchema {
+		t.Error("start_request_schema is not the agent's schema")
+	}
+	if a.ID != r.agent.AgentID() || r.agent.NodeID() != r.node.ID() {
+		t.Errorf("agent id %s/%s, node %s/%s", a.ID, r.agent.AgentID(), r.agent.NodeID(), r.node.ID())
+	}
+	s := a.Summary
+	if s.State != "running" || s.SupportedLifecycles != "service,job,function" || s.Type != "nexfield" || s.Name != "pi-test" {
+		t.Errorf("heartbeat summary %+v", s)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, s.StartTime); err != nil {
+		t.Errorf("start_time %q: %v", s.StartTime, err)
+	}
+	if err := r.agent.Healthy(); err != nil {
+		t.Errorf("Healthy: %v", err)
+	}
+	if st := r.agent.Status(); !strings.Contains(st, a.ID) {
+		t.Errorf("Status %q lacks the agent id", st)
+	}
+
+	// The heartbeat's free-form data says what the node's tags cannot.
+	sub := r.subscribe(nexapi.AgentHeartbeatSubject(r.node.ID(), a.ID))
+	m, err := sub.NextMsg(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hb nexapi.AgentHeartbeat
+	if err := json.Unmarshal(m.Data, &hb); err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal([]byte(hb.Data), &data); err != nil || data["register_type"] != "nexfield" || data["tags"].(map[string]any)["site"] != "north-field" {
+		t.Errorf("heartbeat data %q (%v)", hb.Data, err)
+	}
+
+	// Micro discovery: seven endpoints, queue group = agent id.
+	m, err = r.nc.Request("$SRV.INFO.pi-test", nil, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(m.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"StartWorkload":  nexapi.StartWorkloadSubject(r.node.ID(), a.ID, "*"),
+		"StopWorkload":   nexapi.StopWorkloadSubject(r.node.ID(), "*"),
+		"GetWorkload":    nexapi.GetWorkloadSubject(r.node.ID(), "*"),
+		"QueryWorkloads": nexapi.QueryWorkloadsSubject(r.node.ID()),
+		"PingAgent":      nexapi.PingAgentSubject(r.node.ID(), a.ID),
+		"PingAllAgents":  nexapi.PingAllAgentsSubject(r.node.ID()),
+		"SetLameduck":    nexapi.SetLameduckSubject(r.node.ID()),
+	}
+	if len(info.Endpoints) != len(want) {
+		t.Errorf("got %d endpoints, want %d", len(info.Endpoints), len(want))
+	}
+	for _, ep := range info.Endpoints {
+		if want[ep.Name] != ep.Subject || ep.QueueGroup != a.ID {
+			t.Errorf("endpoint %s: subject %s queue %s; want %s queue %s", ep.Name, ep.Subject, ep.QueueGroup, want[ep.Name], a.ID)
+		}
+	}
+
+	// Ping carries the agentId header.
+	sum, hdr, err := r.node.Ping(context.Background(), a.ID)
+	if err != nil || hdr != a.ID || sum.Type != "nexfield" {
+		t.Errorf("ping: %+v header %q err %v", sum, hdr, err)
+	}
+	all, err := r.node.PingAll(context.Background())
+	if err != nil || all[a.ID].Name != "pi-test" {
+		t.Errorf("ping all: %v %v", all, err)
+	}
+
+	// Query answers [] rather than null or silence.
+	m, err = r.nc.Request(nexapi.QueryWorkloadsSubject(r.node.ID()), []byte(`{"namespace":"default","filter":null}`), 2*time.Second)
+	if err != nil || string(m.Data) != "[]" {
+		t.Errorf("empty query: %q %v", m.Data, err)
+	}
+}
+
+// TestStopAndGetUnknown: STOP of a workload the agent does not run is
+// answered at once with code 100 and the protocol's body; GET stays silent.
+func TestStopAndGetUnknown(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	m, err := r.nc.Request(nexapi.StopWorkloadSubject(r.node.ID(), "NOSUCHWORKLOAD"), []byte(`{"namespace":"default"}`), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, desc := errCode(m); code != "100" || desc != "workload not found" {
+		t.Errorf("stop unknown: code %q desc %q", code, desc)
+	}
+	want := `{"id":"NOSUCHWORKLOAD","message":"workload not found","stopped":false,"workload_type":"nexfield"}`
+	if string(m.Data) != want {
+		t.Errorf("stop unknown body\n got %s\nwant %s", m.Data, want)
+	}
+	if _, err := r.nc.Request(nexapi.GetWorkloadSubject(r.node.ID(), "NOSUCHWORKLOAD"), []byte(`{"namespace":"default","new_target_xkey":""}`), 300*time.Millisecond); err == nil {
+		t.Error("GETWORKLOAD of an unknown id was answered")
+	}
+}
+
+// TestBadStartRequests: every request refused before any work is answered
+// with code 100, a clear description and the {"id","name"} body.
+func TestBadStartRequests(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	for _, tc := range []struct {
+		name, body, lifecycle, want string
+		raw                         bool
+	}{
+		{name: "malformed json", body: `{"request":`, raw: true, want: "invalid start workload request"},
+		{name: "run_request not json", body: `{not json`, lifecycle: "job", want: "run_request is not valid JSON"},
+		{name: "missing uri", body: `{"argv":["x"]}`, lifecycle: "job", want: "missing property 'uri'"},
+		{name: "argv not strings", body: `{"uri":"file:///bin/true","argv":[1]}`, lifecycle: "job", want: "invalid run_request"},
+		{name: "environment not strings", body: `{"uri":"file:///bin/true","environment":{"A":1}}`, lifecycle: "job", want: "invalid run_request"},
+		{name: "bad digest", body: `{"uri":"file:///bin/true","digest":"md5=abc"}`, lifecycle: "job", want: "digest"},
+		{name: "bad restart key", body: `{"uri":"file:///bin/true","restart":{"tries":3}}`, lifecycle: "service", want: "invalid run_request"},
+		{name: "bad duration", body: `{"uri":"file:///bin/true","trigger_timeout":"soon"}`, lifecycle: "function", want: "trigger_timeout"},
+		{name: "unknown scheme", body: `{"uri":"http://example.com/bin"}`, lifecycle: "job", want: "invalid uri; must be prefixed with file:// for local binary or nats:// to fetch an artifact"},
+		{name: "unknown lifecycle", body: `{"uri":"file:///bin/true"}`, lifecycle: "daemon", want: "unsupported workload lifecycle"},
+		{name: "relative workdir", body: `{"uri":"file:///bin/true","workdir":"tmp"}`, lifecycle: "job", want: "workdir"},
+		{name: "trigger on a job", body: `{"uri":"file:///bin/true","trigger_subject":"x"}`, lifecycle: "job", want: "trigger_subject is only valid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m *nats.Msg
+			if tc.raw {
+				m = r.startRaw("BAD1", []byte(tc.body))
+			} else {
+				m = r.startReq("BAD1", "bad", tc.lifecycle, tc.body)
+			}
+			code, desc := errCode(m)
+			if code != "100" || !strings.Contains(desc, tc.want) || !strings.HasPrefix(desc, "failed to run workload BAD1: ") {
+				t.Errorf("code %q desc %q; want 100 and %q", code, desc, tc.want)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(m.Data, &body); err != nil || body["id"] != "BAD1" || len(body) != 2 {
+				t.Errorf("body %s", m.Data)
+			}
+		})
+	}
+	if got := r.query("system"); len(got) != 0 {
+		t.Errorf("refused requests left workloads: %+v", got)
+	}
+}
+
+// TestReregisterAfterNodeRestart: a restarted node forgets the agent; the
+// agent notices from the node heartbeat and registers again.
+func TestReregisterAfterNodeRestart(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	old := r.agent.AgentID()
+	if err := r.node.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Two node heartbeats without our id (the node publishes every 10 s).
+	r.node.PublishHeartbeat()
+	r.node.PublishHeartbeat()
+	eventually(t, 10*time.Second, "re-registration", func() bool {
+		id := r.agent.AgentID()
+		return id != "" && id != old
+	})
+	r.waitHealthy(r.agent.AgentID())
+	if n := r.agent.Registrations(); n != 2 {
+		t.Errorf("registrations %d, want 2", n)
+	}
+}
+
+// TestReregisterAfterNodeSilence: a node that stops publishing its heartbeat
+// (crashed, or shut down after lameduck) is left; the agent registers with
+// whichever node answers next.
+func TestReregisterAfterNodeSilence(t *testing.T) {
+	r := newRig(t, rigOpts{agentOpts: func(o *agent.Opts) { o.NodeSilence = 500 * time.Millisecond }})
+	old := r.agent.AgentID()
+	// The stand-in's period is an hour: after registration it is silent.
+	eventually(t, 10*time.Second, "re-registration", func() bool {
+		id := r.agent.AgentID()
+		return id != "" && id != old
+	})
+}
+
+// TestSurvivesLostConnection: the NATS server goes away and comes back on
+// the same port; the agent reconnects and its heartbeats resume without a
+// new registration (the node did not forget it).
+func TestSurvivesLostConnection(t *testing.T) {
+	so := natstest.Options(t)
+	so.Port = freePort(t)
+	r := newRig(t, rigOpts{srvOpts: so})
+	id := r.agent.AgentID()
+	r.srv.Shutdown()
+	r.srv.WaitForShutdown()
+	eventually(t, 5*time.Second, "unhealthy while disconnected", func() bool { return r.agent.Healthy() != nil })
+	so2 := *so
+	natstest.RunServerWithOptions(t, &so2)
+	eventually(t, 10*time.Second, "healthy after reconnect", func() bool { return r.agent.Healthy() == nil })
+	before := r.node.Agents()[0].Heartbeats
+	eventually(t, 5*time.Second, "heartbeats resume", func() bool { return r.node.Agents()[0].Heartbeats > before })
+	if r.agent.AgentID() != id {
+		t.Errorf("agent re-registered (%s → %s) although the node kept it", id, r.agent.AgentID())
+	}
+}
