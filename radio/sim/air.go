@@ -50,6 +50,7 @@ type station struct {
 	rx      []*reception
 	stats   Stats
 	owner   any // the Node or Radio this station is
+	params  lora.Params
 }
 
 // delivery is a frame that reached a station, after delay.
@@ -72,7 +73,7 @@ func newAir(p lora.Params, c Channel, seed uint64) *air {
 }
 
 func (a *air) addStation(name string) *station {
-	s := &station{id: len(a.stations), name: name}
+	s := &station{id: len(a.stations), name: name, params: a.params}
 	a.stations = append(a.stations, s)
 	return s
 }
@@ -100,7 +101,7 @@ func (a *air) busy(s *station, now time.Time) bool {
 // startTx puts payload on the air from s at now. The caller guarantees s is
 // not already transmitting.
 func (a *air) startTx(s *station, payload []byte, now time.Time) *transmission {
-	toa := a.params.TimeOnAir(len(payload))
+	toa := s.params.TimeOnAir(len(payload))
 	tx := &transmission{from: s, payload: payload, start: now, end: now.Add(toa)}
 	// Half-duplex: whatever s was receiving is lost.
 	for _, r := range s.rx {

@@ -95,6 +95,20 @@ func (n *Node) String() string { return "sim.Node{" + n.st.name + "}" }
 // SetReceiver replaces the receive callback.
 func (n *Node) SetReceiver(receive func(radio.Frame)) { n.receive = receive }
 
+// SetParams changes the settings this node transmits with (a different
+// preamble, say); receivers are assumed to follow. Set it before the node
+// transmits.
+func (n *Node) SetParams(p lora.Params) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOpts, err)
+	}
+	n.st.params = p.Resolved()
+	return nil
+}
+
+// Airtime is the time on air of an n-byte frame from this node.
+func (n *Node) Airtime(n2 int) time.Duration { return n.st.params.TimeOnAir(n2) }
+
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats { return n.st.stats }
 
@@ -118,7 +132,7 @@ func (n *Node) Transmit(payload []byte) (time.Time, error) {
 	if n.tail.After(start) {
 		start = n.tail
 	}
-	n.tail = start.Add(m.air.params.TimeOnAir(len(p)))
+	n.tail = start.Add(n.st.params.TimeOnAir(len(p)))
 	if len(n.queue) == 0 && !n.Transmitting() {
 		n.startTx(p)
 	} else {
