@@ -691,7 +691,7 @@ func (a *Agent) reconcile(ctx context.Context, s *session) {
 
 func active(st workload.Status) bool {
 	switch st.State {
-	case "stopped", "exited", "failed":
+	case workload.Stopped, workload.Exited, workload.Failed:
 		return false
 	}
 	return true

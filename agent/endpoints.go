@@ -124,8 +124,10 @@ func (a *Agent) handleStop(s *session, r micro.Request) {
 		a.replyError(r, "invalid stop workload request: "+err.Error(), notFound)
 		return
 	}
+	// A finished job is stopped too: the node deletes its stored deploy
+	// only on stopped=true, so this is how an operator clears it.
 	st, ok := a.sup.Get(id)
-	if !ok || !active(st) || !inNamespace(req.Namespace, st.Spec.Namespace) {
+	if !ok || !inNamespace(req.Namespace, st.Spec.Namespace) {
 		a.replyError(r, nexapi.ErrTextWorkloadNotFound, notFound)
 		return
 	}
@@ -246,17 +248,17 @@ func (a *Agent) summaryOf(st workload.Status, now time.Time) nexapi.WorkloadSumm
 // out its back-off is "starting" (the detail is in metadata "state").
 func wireState(s workload.State) string {
 	switch s {
-	case "starting", "backoff":
+	case workload.Starting, workload.Backoff:
 		return nexapi.WorkloadStarting
-	case "running":
+	case workload.Running:
 		return nexapi.WorkloadRunning
-	case "warm":
+	case workload.Warm:
 		return nexapi.WorkloadWarm
-	case "stopping":
+	case workload.Stopping:
 		return nexapi.WorkloadStopping
-	case "stopped", "exited":
+	case workload.Stopped, workload.Exited:
 		return nexapi.WorkloadStopped
-	case "failed":
+	case workload.Failed:
 		return nexapi.WorkloadError
 	}
 	return nexapi.WorkloadError

@@ -145,20 +145,11 @@ func (r *rig) waitHealthy(agentID string) nodesim.Agent {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		a, err := r.node.WaitAgent(ctx, "nexfield")
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if agentID == "" || a.ID == agentID {
-			return a
-		}
-		select {
-		case <-r.node.Changed():
-		case <-ctx.Done():
-			r.t.Fatalf("agent %s never healthy", agentID)
-		}
+	a, err := r.node.WaitHealthy(ctx, agentID)
+	if err != nil {
+		r.t.Fatal(err)
 	}
+	return a
 }
 
 // putWorkload stores the test workload binary as object NAME_TAG of bucket

@@ -97,11 +97,11 @@ type RestartPolicy struct {
 	MaxBackoff     string `json:"max_backoff,omitempty"`
 }
 
-// Lifecycles as the runtime names them.
+// Lifecycles, short names.
 const (
-	lifecycleService  workload.Lifecycle = nexapi.LifecycleService
-	lifecycleJob      workload.Lifecycle = nexapi.LifecycleJob
-	lifecycleFunction workload.Lifecycle = nexapi.LifecycleFunction
+	lifecycleService  = workload.Service
+	lifecycleJob      = workload.Job
+	lifecycleFunction = workload.Function
 )
 
 // badRequestError is a request the agent refuses before doing any work.

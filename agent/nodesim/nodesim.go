@@ -462,6 +462,25 @@ func (n *Node) WaitAgent(ctx context.Context, registerType string, skip ...strin
 	}
 }
 
+// WaitHealthy waits until the registration agentID is healthy.
+func (n *Node) WaitHealthy(ctx context.Context, agentID string) (Agent, error) {
+	for {
+		n.mu.Lock()
+		ch := n.changed
+		n.mu.Unlock()
+		for _, a := range n.Agents() {
+			if a.ID == agentID && a.Health == HealthHealthy {
+				return a, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return Agent{}, fmt.Errorf("nodesim: wait for agent %s: %w", agentID, ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
 // Changed returns a channel closed at the next registration or heartbeat.
 func (n *Node) Changed() <-chan struct{} {
 	n.mu.Lock()
