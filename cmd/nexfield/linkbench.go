@@ -1,5 +1,204 @@
 package main
 
-import "context"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
-func runBenchRadio(ctx context.Context, e env, args []string) error { return errNotBuilt }
+	"github.com/nexfield/nexfield/internal/cliconf"
+	"github.com/nexfield/nexfield/linkbench"
+	"github.com/nexfield/nexfield/radio/lora"
+	"github.com/nexfield/nexfield/radio/sim"
+)
+
+type benchRadioConfig struct {
+	sizes, losses, schemes, ge string
+	burst                      bool
+	runs                       int
+	seed                       uint64
+	sf, bwHz, cr               int
+	json                       bool
+	plot                       string
+	exchange                   bool
+}
+
+func benchRadioFlags() (*flag.FlagSet, *benchRadioConfig) {
+	fs := flag.NewFlagSet("bench radio", flag.ContinueOnError)
+	c := &benchRadioConfig{}
+	fs.StringVar(&c.sizes, "sizes", "2048,16384", "message sizes in bytes, comma-separated")
+	fs.StringVar(&c.losses, "loss", "0,0.1,0.3", "i.i.d. frame loss rates, comma-separated")
+	fs.BoolVar(&c.burst, "burst", true, "also run the bursty (Gilbert-Elliott) channel")
+	fs.StringVar(&c.ge, "ge", "0.05,0.3,0.3,0.99", "Gilbert-Elliott p,r,h,k: P(good->bad), P(bad->good), delivery in bad, delivery in good")
+	fs.StringVar(&c.schemes, "schemes", "", "schemes to run, comma-separated (default all: "+strings.Join(schemeNames(), ",")+")")
+	fs.IntVar(&c.runs, "runs", 200, "runs per cell")
+	fs.Uint64Var(&c.seed, "seed", 1, "random seed (equal seeds give equal results)")
+	fs.IntVar(&c.sf, "sf", 7, "LoRa spreading factor (5-12)")
+	fs.IntVar(&c.bwHz, "bandwidth", 125_000, "LoRa bandwidth in Hz")
+	fs.IntVar(&c.cr, "coding-rate", 1, "LoRa coding rate 1-4 (4/5 .. 4/8)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON object per cell instead of a table")
+	fs.StringVar(&c.plot, "plot", "", "also write an SVG plot of goodput vs loss to this file")
+	fs.BoolVar(&c.exchange, "exchange", true, "also measure a 100-byte request with a 50-byte answer")
+	return fs, c
+}
+
+func schemeNames() []string {
+	var n []string
+	for _, s := range linkbench.Schemes() {
+		n = append(n, s.Name())
+	}
+	return n
+}
+
+func runBenchRadio(ctx context.Context, e env, args []string) error {
+	fs, c := benchRadioFlags()
+	fs.SetOutput(e.stderr)
+	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "bench-radio"}); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("bench radio: unexpected arguments %q", fs.Args())}
+	}
+	g, err := c.grid()
+	if err != nil {
+		return err
+	}
+	var cells []linkbench.Cell
+	g.Sizes = nil
+	sizes, _ := parseInts(c.sizes)
+	// One size at a time so that an interrupt stops between cells.
+	for _, size := range sizes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		g.Sizes = []int{size}
+		cells = append(cells, g.Run(nil)...)
+	}
+	var ex []linkbench.ExchangeCell
+	if c.exchange {
+		ex = g.Exchanges(100, 50)
+	}
+	if c.json {
+		err = linkbench.WriteJSON(e.stdout, cells, ex)
+	} else {
+		err = linkbench.WriteTable(e.stdout, g.Params, cells, ex)
+	}
+	if err != nil {
+		return err
+	}
+	if c.plot != "" {
+		title := fmt.Sprintf("Link goodput vs frame loss, %v, %d runs per point", g.Params, g.Runs)
+		if err := writeFileAtomic(c.plot, func(f *os.File) error { return linkbench.WriteSVG(f, title, cells) }); err != nil {
+			return fmt.Errorf("bench radio: plot: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *benchRadioConfig) grid() (linkbench.Grid, error) {
+	p := lora.Params{SpreadingFactor: c.sf, BandwidthHz: c.bwHz, CodingRate: c.cr}
+	if err := p.Validate(); err != nil {
+		return linkbench.Grid{}, usageError{"bench radio: " + err.Error()}
+	}
+	if c.runs < 1 {
+		return linkbench.Grid{}, usageError{"bench radio: --runs must be at least 1"}
+	}
+	sizes, err := parseInts(c.sizes)
+	if err != nil || len(sizes) == 0 {
+		return linkbench.Grid{}, usageError{fmt.Sprintf("bench radio: --sizes %q: want positive byte counts", c.sizes)}
+	}
+	g := linkbench.Grid{Sizes: sizes, Runs: c.runs, Params: p, Seed: c.seed}
+	losses, err := parseFloats(c.losses)
+	if err != nil {
+		return g, usageError{fmt.Sprintf("bench radio: --loss %q: %v", c.losses, err)}
+	}
+	for _, l := range losses {
+		if l < 0 || l >= 1 {
+			return g, usageError{fmt.Sprintf("bench radio: loss %v not in [0,1)", l)}
+		}
+		g.Channels = append(g.Channels, linkbench.IID(l))
+	}
+	if c.burst {
+		v, err := parseFloats(c.ge)
+		if err != nil || len(v) != 4 {
+			return g, usageError{fmt.Sprintf("bench radio: --ge %q: want four probabilities p,r,h,k", c.ge)}
+		}
+		ge := sim.GilbertElliott{P: v[0], R: v[1], H: v[2], K: v[3]}
+		g.Channels = append(g.Channels, linkbench.Bursty(&ge))
+	}
+	all := linkbench.Schemes()
+	if c.schemes == "" {
+		g.Schemes = all
+	} else {
+		for _, name := range strings.Split(c.schemes, ",") {
+			found := false
+			for _, s := range all {
+				if s.Name() == strings.TrimSpace(name) {
+					g.Schemes, found = append(g.Schemes, s), true
+				}
+			}
+			if !found {
+				return g, usageError{fmt.Sprintf("bench radio: unknown scheme %q (have %s)", name, strings.Join(schemeNames(), ", "))}
+			}
+		}
+	}
+	// Validate the channels once, before minutes of runs.
+	for _, ch := range g.Channels {
+		if _, err := sim.NewMedium(&sim.Opts{Params: p, Channel: ch.Channel}); err != nil {
+			return g, usageError{"bench radio: " + err.Error()}
+		}
+	}
+	return g, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// writeFileAtomic writes path through a temporary file in the same
+// directory, synced and renamed, so a reader never sees half a plot.
+func writeFileAtomic(path string, write func(*os.File) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
