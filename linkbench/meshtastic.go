@@ -85,7 +85,7 @@ func (m *meshEndpoint) transmit(env Env) {
 	}
 	m.tries++
 	// Wait for our frame to leave, the ACK to come back, and a margin.
-	env.SetTimer(meshTimer, end.Sub(env.Now())+env.Airtime(meshAck)+500*time.Millisecond)
+	env.SetTimer(meshTimer, end.Sub(env.Now())+env.Airtime(meshAck)+time.Second)
 }
 
 func (m *meshEndpoint) OnTimer(env Env, id int) {

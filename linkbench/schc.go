@@ -37,11 +37,15 @@ const (
 	schcRCS        = 4
 	schcMaxAckReqs = 8
 	schcMaxAck     = schcL2 + 9 // W+C and a full 63-bit bitmap
+	// schcMargin is added to the retransmission timer for turnaround and
+	// channel delay; waiting costs time, never airtime.
+	schcMargin = time.Second
 )
 
 // Frame kinds, carried in the (simulated) LoRaWAN header bytes.
 const (
 	schcFrag   = 'F'
+	schcAll0   = '0' // first-pass fragment ending a window: the sender listens after it
 	schcAll1   = '1'
 	schcAckReq = 'Q'
 	schcAck    = 'K'
@@ -61,6 +65,10 @@ type schcEndpoint struct {
 	rcs      uint32
 	waiting  bool // an ACK is expected
 	attempts int
+	plan     [][2]int     // first-pass fragments, tiles [from, to)
+	next     int          // next first-pass fragment
+	pausing  bool         // listening after an All-0
+	pending  map[int]bool // tiles reported missing, not resent yet
 	// receiver
 	rxID   uint32
 	rxT    map[int][]byte
@@ -69,7 +77,10 @@ type schcEndpoint struct {
 	rxDone bool
 }
 
-const schcTimer = 1
+const (
+	schcTimer = 1
+	schcPause = 2
+)
 
 func (s *schcEndpoint) Send(env Env, msg []byte) {
 	s.msgID++
@@ -84,19 +95,50 @@ func (s *schcEndpoint) Send(env Env, msg []byte) {
 	if k == 0 {
 		k = min(n, schcFragTiles-1)
 	}
+	s.plan = s.plan[:0]
 	for i := 0; i < n-k; i += schcFragTiles {
-		s.sendTiles(env, i, min(i+schcFragTiles, n-k))
+		s.plan = append(s.plan, [2]int{i, min(i+schcFragTiles, n-k)})
 	}
-	s.attempts = 0
-	s.await(env, s.sendTiles(env, n-k, n))
+	s.plan = append(s.plan, [2]int{n - k, n})
+	s.next, s.attempts, s.pending = 0, 0, map[int]bool{}
+	s.pump(env)
+}
+
+// pump sends first-pass fragments back to back up to the next one that ends
+// a window (the All-0): there it pauses for the receiver's ACK-on-error.
+func (s *schcEndpoint) pump(env Env) {
+	s.pausing = false
+	for s.next < len(s.plan) {
+		fr := s.plan[s.next]
+		s.next++
+		if fr[1] == len(s.tiles) {
+			s.await(env, s.sendTiles(env, fr[0], fr[1], false))
+			return
+		}
+		if endsWindow(fr[0], fr[1]) {
+			end := s.sendTiles(env, fr[0], fr[1], true)
+			s.pausing = true
+			env.SetTimer(schcPause, end.Sub(env.Now())+env.Airtime(schcMaxAck)+schcMargin)
+			return
+		}
+		s.sendTiles(env, fr[0], fr[1], false)
+	}
+}
+
+// endsWindow reports whether tiles [from, to) include the last tile of a window.
+func endsWindow(from, to int) bool {
+	return to/schcWindow > from/schcWindow
 }
 
 // sendTiles sends tiles [from, to) as one fragment, an All-1 if it ends the
 // packet, and returns when it will have left.
-func (s *schcEndpoint) sendTiles(env Env, from, to int) time.Time {
+func (s *schcEndpoint) sendTiles(env Env, from, to int, all0 bool) time.Time {
 	last := to == len(s.tiles)
 	f := make([]byte, schcL2+schcHeader, schcL2+schcHeader+schcRCS+schcFragTiles*schcTile)
 	f[0] = schcFrag
+	if all0 {
+		f[0] = schcAll0
+	}
 	if last {
 		f[0] = schcAll1
 	}
@@ -123,10 +165,16 @@ func (s *schcEndpoint) control(kind byte, id uint32) []byte {
 // receiver answers at once with an ACK of at most schcMaxAck bytes.
 func (s *schcEndpoint) await(env Env, end time.Time) {
 	s.waiting = true
-	env.SetTimer(schcTimer, end.Sub(env.Now())+env.Airtime(schcMaxAck)+100*time.Millisecond)
+	env.SetTimer(schcTimer, end.Sub(env.Now())+env.Airtime(schcMaxAck)+schcMargin)
 }
 
 func (s *schcEndpoint) OnTimer(env Env, id int) {
+	if id == schcPause {
+		if s.pausing {
+			s.pump(env)
+		}
+		return
+	}
 	if !s.waiting {
 		return
 	}
@@ -149,7 +197,7 @@ func (s *schcEndpoint) OnFrame(env Env, f []byte) {
 	switch f[0] {
 	case schcAck:
 		s.onAck(env, id, f)
-	case schcFrag, schcAll1:
+	case schcFrag, schcAll0, schcAll1:
 		s.onFragment(env, id, f)
 	case schcAckReq:
 		if id != s.rxID {
@@ -165,7 +213,22 @@ func (s *schcEndpoint) OnFrame(env Env, f []byte) {
 }
 
 func (s *schcEndpoint) onAck(env Env, id uint32, f []byte) {
-	if !s.waiting || id != s.msgID {
+	if id != s.msgID || !s.waiting && !s.pausing {
+		return
+	}
+	w := int(binary.BigEndian.Uint16(f[6:]))
+	bitmap := f[schcL2:]
+	n := len(s.tiles)
+	for i := w * schcWindow; i < min((w+1)*schcWindow, n); i++ {
+		if !bitSet(bitmap, 3+i-w*schcWindow) {
+			s.pending[i] = true
+		}
+	}
+	if s.pausing {
+		// ACK-on-error after an All-0: note the gaps, go on with the first
+		// pass, repair after the All-1.
+		env.StopTimer(schcPause)
+		s.pump(env)
 		return
 	}
 	env.StopTimer(schcTimer)
@@ -174,28 +237,26 @@ func (s *schcEndpoint) onAck(env Env, id uint32, f []byte) {
 	if f[5] == 1 { // C: packet complete, RCS checked
 		return
 	}
-	w := int(binary.BigEndian.Uint16(f[6:]))
-	bitmap := f[schcL2:]
-	n := len(s.tiles)
 	var end time.Time
 	sentAll1 := false
-	// Resend runs of missing tiles of window w, at most 24 per fragment.
-	for i := w * schcWindow; i < min((w+1)*schcWindow, n); {
-		if bitSet(bitmap, 3+i-w*schcWindow) {
+	// Resend runs of missing tiles, at most 24 per fragment.
+	for i := 0; i < n; {
+		if !s.pending[i] {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < min((w+1)*schcWindow, n) && j-i < schcFragTiles && !bitSet(bitmap, 3+j-w*schcWindow) {
+		for j < n && j-i < schcFragTiles && s.pending[j] {
 			j++
 		}
 		if j == n && j-i == schcFragTiles {
 			j-- // an All-1 has room for 23 tiles beside the RCS
 		}
-		end = s.sendTiles(env, i, j)
+		end = s.sendTiles(env, i, j, false)
 		sentAll1 = sentAll1 || j == n
 		i = j
 	}
+	clear(s.pending)
 	if !sentAll1 || end.IsZero() {
 		end, _ = env.Transmit(s.control(schcAckReq, s.msgID))
 	}
@@ -234,8 +295,27 @@ func (s *schcEndpoint) onFragment(env Env, id uint32, f []byte) {
 	for i := 0; i*schcTile < len(body) || i == 0 && len(body) == 0; i++ {
 		s.rxT[first+i] = append([]byte{}, body[i*schcTile:min((i+1)*schcTile, len(body))]...)
 	}
-	if f[0] == schcAll1 {
+	switch f[0] {
+	case schcAll1:
 		s.ack(env)
+	case schcAll0:
+		s.ackWindowEnd(env, first, first+(len(body)+schcTile-1)/schcTile)
+	}
+}
+
+// ackWindowEnd sends ACK-on-error after an All-0 carrying tiles [from, to):
+// a bitmap for the window it ends if that window has missing tiles, nothing
+// otherwise.
+func (s *schcEndpoint) ackWindowEnd(env Env, from, to int) {
+	w := to/schcWindow - 1 // the window whose last tile is in [from, to)
+	bits := make([]bool, schcWindow)
+	complete := true
+	for i := range bits {
+		_, bits[i] = s.rxT[w*schcWindow+i]
+		complete = complete && bits[i]
+	}
+	if !complete {
+		env.Transmit(s.ackFrame(w, false, bits))
 	}
 }
 
