@@ -124,7 +124,12 @@ type Agent struct {
 	// events go out on it so they flow between registrations too.
 	boot *nats.Conn
 
-	lameduck  atomic.Bool
+	lameduck atomic.Bool
+	// sawNodeHB is set by the first node heartbeat received: only then is
+	// silence meaningful (bootstrap credentials may not allow subscribing
+	// to the node heartbeat, and then the agent must not re-register every
+	// NodeSilence).
+	sawNodeHB atomic.Bool
 	lastHBOK  atomic.Int64 // unix nanos of the last successful heartbeat publish
 	reregs    atomic.Int64
 	mu        sync.Mutex
@@ -318,16 +323,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("agent: already running")
 	}
+	// The bootstrap connection comes first (it does not wait for the
+	// network): restored workloads log and emit events on it.
+	var err error
+	a.boot, err = a.dialBootstrap()
+	if err != nil {
+		return err
+	}
 	restored, err := a.sup.Restore(ctx)
 	if err != nil {
 		a.log.Warn("restore workloads", "err", err)
 	}
 	for _, st := range restored {
 		a.log.Info("workload restored", "workload_id", st.Spec.ID, "state", string(st.State), "pid", st.PID)
-	}
-	a.boot, err = a.dialBootstrap()
-	if err != nil {
-		return err
 	}
 	defer func() {
 		a.handlers.Wait()
@@ -596,7 +604,8 @@ func machineArch() string {
 
 // watchNode follows the node heartbeat: our id missing from two heartbeats
 // in a row (one may have been produced just before we registered) or no
-// heartbeat for NodeSilence means the node restarted or forgot us.
+// heartbeat for NodeSilence means the node restarted or forgot us. Silence
+// counts only once this agent has ever received a node heartbeat.
 func (a *Agent) watchNode(s *session) (stop func()) {
 	var mu sync.Mutex
 	misses := 0
@@ -606,6 +615,7 @@ func (a *Agent) watchNode(s *session) (stop func()) {
 		if json.Unmarshal(m.Data, &hb) != nil {
 			return
 		}
+		a.sawNodeHB.Store(true)
 		mu.Lock()
 		defer mu.Unlock()
 		last = a.clk.Now()
@@ -646,7 +656,7 @@ func (a *Agent) watchNode(s *session) (stop func()) {
 				mu.Unlock()
 				continue
 			}
-			if sub != nil && silent > a.opts.NodeSilence {
+			if sub != nil && a.sawNodeHB.Load() && silent > a.opts.NodeSilence {
 				s.lose(fmt.Sprintf("no node heartbeat for %s", silent.Round(time.Second)))
 			}
 		}

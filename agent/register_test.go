@@ -205,11 +205,29 @@ func TestReregisterAfterNodeRestart(t *testing.T) {
 func TestReregisterAfterNodeSilence(t *testing.T) {
 	r := newRig(t, rigOpts{agentOpts: func(o *agent.Opts) { o.NodeSilence = 500 * time.Millisecond }})
 	old := r.agent.AgentID()
-	// The stand-in's period is an hour: after registration it is silent.
+	// One heartbeat proves the agent can see them; then the stand-in (period
+	// one hour) is silent.
+	r.node.PublishHeartbeat()
 	eventually(t, 10*time.Second, "re-registration", func() bool {
 		id := r.agent.AgentID()
 		return id != "" && id != old
 	})
+}
+
+// TestNoSilenceWithoutNodeHeartbeats: an agent that never saw a node
+// heartbeat (its credentials may not allow the subscription) does not
+// re-register in a loop.
+func TestNoSilenceWithoutNodeHeartbeats(t *testing.T) {
+	r := newRig(t, rigOpts{agentOpts: func(o *agent.Opts) { o.NodeSilence = 200 * time.Millisecond }})
+	id := r.agent.AgentID()
+	// Ten heartbeats (one second, five silence periods) go by.
+	eventually(t, 5*time.Second, "ten heartbeats", func() bool {
+		a := r.node.Agents()
+		return len(a) == 1 && a[0].Heartbeats >= 10
+	})
+	if r.agent.AgentID() != id || r.agent.Registrations() != 1 {
+		t.Errorf("re-registered without ever seeing the node heartbeat: %s → %s", id, r.agent.AgentID())
+	}
 }
 
 // TestSurvivesLostConnection: the NATS server goes away and comes back on

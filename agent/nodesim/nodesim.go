@@ -37,7 +37,7 @@ const (
 	HealthUnknown      = "unknown"
 	HealthHealthy      = "healthy"
 	HealthDegraded     = "degraded"
-	HealthShuttingDown = "shutting_down"
+	HealthShuttingDown = "shutting down"
 	HealthOffline      = "offline"
 )
 
