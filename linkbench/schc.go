@@ -37,6 +37,7 @@ const (
 	schcRCS        = 4
 	schcMaxAckReqs = 8
 	schcMaxAck     = schcL2 + 9 // W+C and a full 63-bit bitmap
+	schcMaxTiles   = 1 << 18    // 2.6 MB: bounds what a forged index can make the receiver scan
 	// schcMargin is added to the retransmission timer for turnaround and
 	// channel delay; waiting costs time, never airtime.
 	schcMargin = time.Second
@@ -282,7 +283,10 @@ func (s *schcEndpoint) onFragment(env Env, id uint32, f []byte) {
 		}
 		return
 	}
-	first := int(binary.BigEndian.Uint32(f[5:]))
+	first := int(binary.BigEndian.Uint32(f[5:]) & 0xfffff)
+	if first >= schcMaxTiles {
+		return
+	}
 	body := f[schcL2+schcHeader:]
 	if f[0] == schcAll1 {
 		if len(body) < schcRCS {
