@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nexfield/nexfield/agent"
 	"github.com/nexfield/nexfield/agent/nexapi"
+	"github.com/nexfield/nexfield/agent/nodesim"
 	"github.com/nexfield/nexfield/internal/natstest"
 )
 
@@ -248,5 +250,73 @@ func TestSurvivesLostConnection(t *testing.T) {
 	eventually(t, 5*time.Second, "heartbeats resume", func() bool { return r.node.Agents()[0].Heartbeats > before })
 	if r.agent.AgentID() != id {
 		t.Errorf("agent re-registered (%s → %s) although the node kept it", id, r.agent.AgentID())
+	}
+}
+
+// TestRegisterWithMintedCredentials: the node hands out credentials (as
+// with its nkey or signing-key minters) and, for registration, a server
+// list the agent cannot reach (a node started with -s 127.0.0.1 does that).
+// The agent falls back to its bootstrap servers with the minted
+// credentials and runs its endpoints on the agent credentials.
+func TestRegisterWithMintedCredentials(t *testing.T) {
+	so := natstest.Options(t)
+	so.Users = []*server.User{
+		{Username: "node", Password: "n"}, {Username: "test", Password: "t"},
+		{Username: "boot", Password: "b"}, {Username: "reg", Password: "r"}, {Username: "agent", Password: "a"},
+	}
+	srv := natstest.RunServerWithOptions(t, so)
+	url := srv.ClientURL()
+	node, err := nodesim.New(natstest.Connect(t, srv, nats.UserInfo("node", "n")), &nodesim.Opts{
+		HeartbeatInterval: time.Hour,
+		Mint: func(purpose, id string) nexapi.NatsConnectionData {
+			switch purpose {
+			case "registration":
+				return nexapi.NatsConnectionData{NatsServers: []string{"nats://127.0.0.1:1"}, NatsUserName: "reg", NatsUserPassword: "r"}
+			case "agent":
+				return nexapi.NatsConnectionData{NatsServers: []string{url}, NatsUserName: "agent", NatsUserPassword: "a"}
+			}
+			return nexapi.NatsConnectionData{NatsServers: []string{url}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer node.Stop()
+	a, err := agent.New(&agent.Opts{Servers: []string{url}, NATSOptions: []nats.Option{nats.UserInfo("boot", "b")},
+		Name: "pi-creds", StateDir: t.TempDir(), Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+	select {
+	case <-a.Ready():
+	case <-wctx.Done():
+		t.Fatalf("not registered: %s", a.Status())
+	}
+	if _, err := node.WaitHealthy(wctx, a.AgentID()); err != nil {
+		t.Fatal(err)
+	}
+	cz, err := srv.Connz(&server.ConnzOptions{Username: true, State: server.ConnAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]bool{}
+	for _, c := range cz.Conns {
+		users[c.AuthorizedUser] = true
+	}
+	if !users["reg"] || !users["agent"] || !users["boot"] {
+		t.Errorf("connections by user %v, want reg, agent and boot", users)
+	}
+	// The endpoints answer on the agent connection.
+	if _, hdr, err := node.Ping(ctx, a.AgentID()); err != nil || hdr != a.AgentID() {
+		t.Errorf("ping: %q %v", hdr, err)
 	}
 }

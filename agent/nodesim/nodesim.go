@@ -52,6 +52,11 @@ type Opts struct {
 	// Servers go into nats_servers of every minted NatsConnectionData.
 	// Zero: the URL the node's connection is connected to.
 	Servers []string
+	// Mint returns the NatsConnectionData handed out for purpose
+	// "registration" (RREGISTER), "agent" (REGISTER) or "workload"
+	// (STARTWORKLOAD), like the node's credential minters. Nil: only
+	// Servers, like the node's default full-access minter.
+	Mint func(purpose, id string) nexapi.NatsConnectionData
 	// Tags are the node's placement tags. Zero: none.
 	Tags map[string]string
 	// HeartbeatInterval is the node heartbeat period. Zero: 10s, as the node.
@@ -281,7 +286,10 @@ func (n *Node) publishHeartbeat() {
 // waiting for the period).
 func (n *Node) PublishHeartbeat() { n.publishHeartbeat() }
 
-func (n *Node) mint() nexapi.NatsConnectionData {
+func (n *Node) mint(purpose, id string) nexapi.NatsConnectionData {
+	if n.opts.Mint != nil {
+		return n.opts.Mint(purpose, id)
+	}
 	servers := n.opts.Servers
 	if len(servers) == 0 {
 		servers = []string{n.nc.ConnectedUrl()}
@@ -305,8 +313,9 @@ func (n *Node) handleRemoteRegister(req micro.Request) {
 		nodeError(req, 400, "failed to unmarshal remote register request")
 		return
 	}
-	creds := n.mint()
-	_ = req.RespondJSON(nexapi.RegisterRemoteAgentResponse{AssignedAgentID: nuid.Next(), RegistrationCreds: &creds, RespondTo: n.id})
+	id := nuid.Next()
+	creds := n.mint("registration", id)
+	_ = req.RespondJSON(nexapi.RegisterRemoteAgentResponse{AssignedAgentID: id, RegistrationCreds: &creds, RespondTo: n.id})
 }
 
 func (n *Node) handleRegister(req micro.Request) {
@@ -340,7 +349,7 @@ func (n *Node) handleRegister(req micro.Request) {
 		existing = n.existingState(context.Background(), kv, r.RegisterType)
 	}
 	n.log.Debug("agent registered", "agent_id", agentID, "type", r.RegisterType, "existing", len(existing))
-	_ = req.RespondJSON(nexapi.RegisterAgentResponse{ConnectionData: n.mint(), ExistingState: existing, NodeID: n.id, Success: true})
+	_ = req.RespondJSON(nexapi.RegisterAgentResponse{ConnectionData: n.mint("agent", agentID), ExistingState: existing, NodeID: n.id, Success: true})
 	n.notify()
 }
 
@@ -365,7 +374,7 @@ func (n *Node) existingState(ctx context.Context, kv jetstream.KeyValue, registe
 			continue
 		}
 		id := strings.TrimPrefix(k, registerType+"_")
-		out[id] = nexapi.AgentStartWorkloadRequest{Request: sw, WorkloadCreds: n.mint()}
+		out[id] = nexapi.AgentStartWorkloadRequest{Request: sw, WorkloadCreds: n.mint("workload", id)}
 	}
 	return out
 }
@@ -564,7 +573,7 @@ func (n *Node) Deploy(ctx context.Context, registerType string, req nexapi.Start
 
 // StartWorkload sends one STARTWORKLOAD to agentID and decodes the reply.
 func (n *Node) StartWorkload(ctx context.Context, agentID, workloadID string, req nexapi.StartWorkloadRequest) (nexapi.StartWorkloadResponse, error) {
-	body, err := json.Marshal(nexapi.AgentStartWorkloadRequest{Request: req, WorkloadCreds: n.mint()})
+	body, err := json.Marshal(nexapi.AgentStartWorkloadRequest{Request: req, WorkloadCreds: n.mint("workload", workloadID)})
 	if err != nil {
 		return nexapi.StartWorkloadResponse{}, err
 	}
