@@ -254,3 +254,23 @@ func TestStringAndBitRate(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkTimeOnAir(b *testing.B) {
+	b.ReportAllocs()
+	p := Params{SpreadingFactor: 9}
+	var sum time.Duration
+	n := 0
+	for b.Loop() {
+		sum += p.TimeOnAir(n & 0xff)
+		n++
+	}
+	_ = sum
+}
+
+func BenchmarkMaxPayload(b *testing.B) {
+	b.ReportAllocs()
+	p := Params{SpreadingFactor: 10, BandwidthHz: 500000}
+	for b.Loop() {
+		p.MaxPayload(400 * time.Millisecond)
+	}
+}
