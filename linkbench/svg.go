@@ -62,6 +62,9 @@ func WriteSVG(w io.Writer, title string, cells []Cell) error {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#333"/>`+"\n", x0, y0, pw, ph)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">mean frame loss</text>`+"\n", x0+pw/2, y0+ph+40)
 		fmt.Fprintf(&b, `<text transform="translate(%.1f %.1f) rotate(-90)" text-anchor="middle">goodput ÷ PHY limit</text>`+"\n", x0-45, y0+ph/2)
+		// Erasure-channel ceiling: every byte of every frame is payload and
+		// only lost frames are resent.
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888" stroke-width="1.5" stroke-dasharray="6 4"/>`+"\n", px(0), py(1), px(xmax), py(1-xmax))
 		for si, s := range schemes {
 			col := palette[si%len(palette)]
 			var pts []Cell
@@ -102,7 +105,10 @@ func WriteSVG(w io.Writer, title string, cells []Cell) error {
 		lx += 40 + 9*float64(len(s)) + 30
 	}
 	fmt.Fprintf(&b, `<path d="M%.1f %.1fL%.1f %.1fL%.1f %.1fL%.1f %.1fZ" fill="white" stroke="#333" stroke-width="2"/>`+"\n", lx+8, ly-6, lx+14, ly, lx+8, ly+6, lx+2, ly)
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">bursty (Gilbert–Elliott) channel at its mean loss; lines: i.i.d. loss</text>`+"\n", lx+22, ly+4)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">bursty (Gilbert–Elliott) channel at its mean loss</text>`+"\n", lx+22, ly+4)
+	lx += 22 + 7.5*48
+	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888" stroke-width="1.5" stroke-dasharray="6 4"/>`+"\n", lx, ly, lx+28, ly)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">ceiling 1 − loss</text>`+"\n", lx+34, ly+4)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
