@@ -62,6 +62,7 @@ type Radio struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	sendMu    sync.Mutex // one transmission at a time
+	txEnd     time.Time  // when the last frame leaves; guarded by sendMu
 
 	port port
 }
@@ -164,6 +165,19 @@ func (r *Radio) Send(ctx context.Context, payload []byte) error {
 		return ctx.Err()
 	default:
 	}
+	// A Send cancelled mid-frame left the frame on the air: wait for it.
+	if d := time.Until(r.txEnd); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-r.closed:
+			t.Stop()
+			return radio.ErrClosed
+		}
+	}
 	if _, err := r.reg.Admit(time.Now(), r.params, len(payload)); err != nil {
 		return fmt.Errorf("sim: %s: %w", r.name, err)
 	}
@@ -171,6 +185,7 @@ func (r *Radio) Send(ctx context.Context, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("sim: %s: %w", r.name, err)
 	}
+	r.txEnd = time.Now().Add(toa)
 	r.log.Debug("frame sent", "len", len(payload), "airtime_ms", toa.Milliseconds())
 	t := time.NewTimer(toa)
 	defer t.Stop()

@@ -238,3 +238,30 @@ func TestDialUDPNoHub(t *testing.T) {
 		t.Errorf("got %v, want a deadline error", err)
 	}
 }
+
+func TestAirCancelledSendKeepsFrameOnAir(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := mkAir(t, nil)
+		x := newRadioOn(t, a, &RadioOpts{Name: "x"})
+		y := newRadioOn(t, a, &RadioOpts{Name: "y"})
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		if err := x.Send(ctx, make([]byte, 200)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v", err)
+		}
+		start := time.Now()
+		// The next frame waits for the first to leave the antenna.
+		if err := x.Send(t.Context(), []byte{2}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := time.Since(start), x.Airtime(200)-50*time.Millisecond+x.Airtime(1); got != want {
+			t.Errorf("second Send took %v, want %v", got, want)
+		}
+		for i, n := range []int{200, 1} {
+			f, err := y.Receive(t.Context())
+			if err != nil || len(f.Payload) != n {
+				t.Fatalf("frame %d: %d bytes, %v", i, len(f.Payload), err)
+			}
+		}
+	})
+}
