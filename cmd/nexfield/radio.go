@@ -1,5 +1,216 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
-func runRadio(ctx context.Context, e env, args []string) error { return errNotBuilt }
+	"github.com/nexfield/nexfield/internal/cliconf"
+	"github.com/nexfield/nexfield/radio"
+	"github.com/nexfield/nexfield/radio/lora"
+	"github.com/nexfield/nexfield/radio/rylr"
+	"github.com/nexfield/nexfield/radio/rylr/rylrsim"
+	"github.com/nexfield/nexfield/radio/sim"
+)
+
+func runRadio(ctx context.Context, e env, args []string) error {
+	return subcommands(ctx, e, "radio", args, map[string]command{
+		"probe":   {"find the radio, print what it is and its settings", runRadioProbe},
+		"listen":  {"print received frames with RSSI and SNR", runRadioListen},
+		"send":    {"send TEXT (or --hex bytes) as one frame", runRadioSend},
+		"emulate": {"run emulated RYLR998 modules on pseudo-terminals", runRadioEmulate},
+	})
+}
+
+// radioCmdFlags are the flags of probe, listen and send.
+func radioCmdFlags(name string) (*flag.FlagSet, *radioConfig, *string) {
+	fs := flag.NewFlagSet("radio "+name, flag.ContinueOnError)
+	fs.String("config", cliconf.DefaultConfigPath, "configuration file")
+	c := addRadioFlags(fs)
+	level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	return fs, c, level
+}
+
+func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *radioConfig, level *string, args []string) (radio.Radio, error) {
+	fs.SetOutput(e.stderr)
+	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "radio"}); err != nil {
+		return nil, err
+	}
+	log, err := newLogger(e.stderr, "text", *level)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return c.open(ctx, "radio-"+name, log.With("component", "radio"))
+}
+
+func describeRadio(w io.Writer, r radio.Radio) {
+	fmt.Fprintf(w, "radio:   %v\n", r)
+	if d, ok := r.(*rylr.Dev); ok {
+		fmt.Fprintf(w, "module:  %v, firmware %q, uid %s\n", d.Model(), d.Version(), d.UID())
+		p := d.Params()
+		fmt.Fprintf(w, "params:  %v, preamble %d\n", p, p.PreambleSymbols)
+	}
+	if d, ok := r.(*spiRadio); ok {
+		p := d.Params()
+		fmt.Fprintf(w, "params:  %v, preamble %d, LDRO %v\n", p, p.PreambleSymbols, p.LowDataRateOptimize())
+	}
+	fmt.Fprintf(w, "mtu:     %d bytes\n", r.MTU())
+	if a, ok := r.(radio.Airtimer); ok && r.MTU() > 0 {
+		fmt.Fprintf(w, "airtime: %s for 1 byte, %s for %d bytes\n", fmtMs(a.Airtime(1)), fmtMs(a.Airtime(r.MTU())), r.MTU())
+	}
+}
+
+func fmtMs(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
+}
+
+func runRadioProbe(ctx context.Context, e env, args []string) error {
+	fs, c, level := radioCmdFlags("probe")
+	r, err := openRadioCmd(ctx, e, "probe", fs, c, level, args)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	describeRadio(e.stdout, r)
+	return nil
+}
+
+func runRadioListen(ctx context.Context, e env, args []string) error {
+	fs, c, level := radioCmdFlags("listen")
+	count := fs.Int("count", 0, "stop after this many frames (0: until interrupted)")
+	asHex := fs.Bool("hex", false, "print payloads as hex instead of quoted text")
+	r, err := openRadioCmd(ctx, e, "listen", fs, c, level, args)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	fmt.Fprintf(e.stderr, "listening on %v (MTU %d); Ctrl-C stops\n", r, r.MTU())
+	for n := 0; *count == 0 || n < *count; n++ {
+		f, err := r.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		body := strconv.Quote(string(f.Payload))
+		if *asHex {
+			body = hex.EncodeToString(f.Payload)
+		}
+		fmt.Fprintf(e.stdout, "%s rssi=%gdBm snr=%gdB len=%d %s\n", f.Time.Format("15:04:05.000"), f.RSSI, f.SNR, len(f.Payload), body)
+	}
+	return nil
+}
+
+func runRadioSend(ctx context.Context, e env, args []string) error {
+	fs, c, level := radioCmdFlags("send")
+	asHex := fs.Bool("hex", false, "TEXT is hex-encoded bytes")
+	count := fs.Int("count", 1, "send the frame this many times")
+	interval := fs.Duration("interval", time.Second, "pause between repeated frames")
+	r, err := openRadioCmd(ctx, e, "send", fs, c, level, args)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	text := strings.Join(fs.Args(), " ")
+	if text == "" {
+		return usageError{"radio send: no TEXT given"}
+	}
+	payload := []byte(text)
+	if *asHex {
+		if payload, err = hex.DecodeString(strings.ReplaceAll(text, " ", "")); err != nil {
+			return usageError{fmt.Sprintf("radio send: --hex: %v", err)}
+		}
+	}
+	for i := 0; i < *count; i++ {
+		if i > 0 {
+			select {
+			case <-time.After(*interval):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		start := time.Now()
+		if err := r.Send(ctx, payload); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("sent %d bytes in %s", len(payload), fmtMs(time.Since(start)))
+		if a, ok := r.(radio.Airtimer); ok {
+			line += " (time on air " + fmtMs(a.Airtime(len(payload))) + ")"
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	return nil
+}
+
+func runRadioEmulate(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("radio emulate", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.String("config", cliconf.DefaultConfigPath, "configuration file")
+	n := fs.Int("modules", 2, "number of emulated modules sharing one air")
+	binarySafe := fs.Bool("binary-safe", true, "pass CR, LF and NUL inside AT+SEND data (false: text-only firmware, needs --encoding base64 on the driver)")
+	baud := fs.Int("baud", 115200, "UART rate whose byte time the modules spend")
+	hub := fs.String("hub", "", "carry frames over the simulated channel at this UDP hub (host:port) instead of an in-process air")
+	link := fs.String("link", "", "also create symlinks LINK0, LINK1, ... (or LINK for one module) to the pseudo-terminals")
+	level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "radio-emulate"}); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 64 {
+		return usageError{"radio emulate: --modules must be 1..64"}
+	}
+	log, err := newLogger(e.stderr, "text", *level)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ether := rylrsim.NewEther()
+	var links []string
+	defer func() {
+		for _, l := range links {
+			os.Remove(l)
+		}
+	}()
+	for i := 0; i < *n; i++ {
+		var air radio.Radio
+		if *hub != "" {
+			jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			r, err := sim.DialUDP(jctx, *hub, &sim.RadioOpts{Name: fmt.Sprintf("rylrsim%d", i), Region: lora.RegionNone, Logger: log})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("radio emulate: join simulated channel %s: %w", *hub, err)
+			}
+			air = r
+		} else {
+			air = ether.Radio()
+		}
+		defer air.Close()
+		m, err := rylrsim.New(&rylrsim.Opts{Baud: *baud, BinarySafe: *binarySafe, Air: air, Logger: log.With("module", i)})
+		if err != nil {
+			return fmt.Errorf("radio emulate: %w", err)
+		}
+		defer m.Close()
+		line := m.Path()
+		if *link != "" {
+			l := *link
+			if *n > 1 {
+				l += strconv.Itoa(i)
+			}
+			os.Remove(l)
+			if err := os.Symlink(m.Path(), l); err != nil {
+				return fmt.Errorf("radio emulate: %w", err)
+			}
+			links = append(links, l)
+			line += " " + l
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	fmt.Fprintf(e.stderr, "%d emulated RYLR998 module(s) running; Ctrl-C stops\n", *n)
+	<-ctx.Done()
+	return nil
+}

@@ -24,6 +24,7 @@ type radioConfig struct {
 	cr        int
 	preamble  int
 	join      time.Duration
+	hw        *hardwareConfig // --driver rylr|sx127x: ports and pins (radiohw.go)
 }
 
 func addRadioFlags(fs *flag.FlagSet) *radioConfig {
@@ -38,6 +39,7 @@ func addRadioFlags(fs *flag.FlagSet) *radioConfig {
 	fs.IntVar(&c.cr, "coding-rate", 1, "LoRa coding rate 1-4 (4/5 .. 4/8)")
 	fs.IntVar(&c.preamble, "preamble", 8, "LoRa preamble length in symbols")
 	fs.DurationVar(&c.join, "radio-timeout", 10*time.Second, "how long to wait for the radio to come up")
+	c.hw = addHardwareFlags(fs)
 	return c
 }
 

@@ -47,7 +47,7 @@ type Opts struct {
 	// BootTime is how long a reset takes before +READY; 0 means 100 ms.
 	BootTime time.Duration
 	// Version and UID answer AT+VER? and AT+UID?; empty means
-	// DefaultVersion and a fixed 24-digit id.
+	// DefaultVersion and a 24-digit id derived from the tty number.
 	Version, UID string
 	// Logger receives emulator events; nil discards them.
 	Logger *slog.Logger
@@ -122,12 +122,14 @@ func New(opts *Opts) (*Module, error) {
 	if o.Version == "" {
 		o.Version = DefaultVersion
 	}
-	if o.UID == "" {
-		o.UID = "000000000000000000A0FE1D"
-	}
 	ptm, tty, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("rylrsim: open pseudo-terminal: %w", err)
+	}
+	if o.UID == "" {
+		// Distinct per emulated module, stable for a given tty.
+		n, _ := strconv.Atoi(strings.TrimPrefix(tty.Name(), "/dev/pts/"))
+		o.UID = fmt.Sprintf("%024X", 0xA0FE1D00+n)
 	}
 	// Raw until the host opens it: a cooked tty would echo our own output
 	// back to us and translate CR/LF in binary payloads.
