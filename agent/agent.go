@@ -345,6 +345,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		cancel()
 		a.boot.Drain()
+		a.log.Info("agent stopped; workloads keep running", "workloads", a.activeCount())
 	}()
 	backoff := a.opts.RetryBackoff
 	for ctx.Err() == nil {

@@ -286,7 +286,12 @@ func (a *Agent) handleLameduck(s *session, r micro.Request) {
 		return
 	}
 	first := a.lameduck.CompareAndSwap(false, true)
-	a.respond(r, nexapi.LameduckResponse{Success: true})
+	// The node looks for the agentId header on these replies (the SDK does
+	// not set it, and the node logs an error for each agent).
+	b, _ := json.Marshal(nexapi.LameduckResponse{Success: true})
+	if err := r.Respond(b, micro.WithHeaders(micro.Headers{nexapi.HeaderAgentID: {s.agentID}})); err != nil {
+		a.log.Debug("lameduck reply", "err", err)
+	}
 	if !first {
 		return
 	}
