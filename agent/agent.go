@@ -111,6 +111,7 @@ type Agent struct {
 	log    *slog.Logger
 	clk    clock.Clock
 	schema *nexapi.StartRequestSchema
+	xkp    nkeys.KeyPair // curve key: opens EncEnv environments
 	xkey   string
 	start  time.Time
 
@@ -211,7 +212,7 @@ func New(opts *Opts) (*Agent, error) {
 	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("agent: state dir: %w", err)
 	}
-	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkey: xpub, ready: make(chan struct{})}
+	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkp: xkp, xkey: xpub, ready: make(chan struct{})}
 	a.start = a.clk.Now()
 	a.store, err = artifact.New(filepath.Join(o.StateDir, "artifacts"), &artifact.Opts{Logger: log.With("component", "artifact")})
 	if err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -147,6 +148,11 @@ func (a *Agent) specFor(workloadID string, body []byte) (workload.Spec, nexapi.A
 	default:
 		return workload.Spec{}, in, badRequest("invalid uri; must be prefixed with file:// for local binary or nats:// to fetch an artifact: %s", sr.URI)
 	}
+	env, err := a.openEnvironment(sr.Environment)
+	if err != nil {
+		return workload.Spec{}, in, err
+	}
+	sr.Environment = env
 	if sr.WorkDir != "" && !path.IsAbs(sr.WorkDir) {
 		return workload.Spec{}, in, badRequest("workdir must be absolute: %q", sr.WorkDir)
 	}
@@ -194,6 +200,35 @@ func (a *Agent) specFor(workloadID string, body []byte) (workload.Spec, nexapi.A
 		return workload.Spec{}, in, badRequest("trigger_subject is only valid for the function lifecycle, not %s", lc)
 	}
 	return spec, in, nil
+}
+
+// openEnvironment decrypts an environment given as an EncEnv envelope
+// (exactly the keys encrypted_by and base64_encrypted_env: nkeys "xkv1"
+// sealed to this agent's public_xkey, standard base64, a JSON object of
+// strings inside). Any other map is a plain environment, as the native
+// nexlet treats it.
+func (a *Agent) openEnvironment(env map[string]string) (map[string]string, error) {
+	by, ok1 := env["encrypted_by"]
+	b64, ok2 := env["base64_encrypted_env"]
+	if len(env) != 2 || !ok1 || !ok2 {
+		return env, nil
+	}
+	if a.xkp == nil {
+		return nil, badRequest("encrypted environment: agent has no xkey")
+	}
+	sealed, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, badRequest("encrypted environment: base64: %v", err)
+	}
+	plain, err := a.xkp.Open(sealed, by)
+	if err != nil {
+		return nil, badRequest("encrypted environment: cannot open with this agent's xkey (sealed for another agent?): %v", err)
+	}
+	var out map[string]string
+	if err := json.Unmarshal(plain, &out); err != nil {
+		return nil, badRequest("encrypted environment: not a JSON object of strings: %v", err)
+	}
+	return out, nil
 }
 
 func parseDuration(key, s string) (time.Duration, error) {

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nkeys"
+)
+
+func TestOpenEnvironment(t *testing.T) {
+	agentKey, _ := nkeys.CreateCurveKeys()
+	agentPub, _ := agentKey.PublicKey()
+	sender, _ := nkeys.CreateCurveKeys()
+	senderPub, _ := sender.PublicKey()
+	other, _ := nkeys.CreateCurveKeys()
+	otherPub, _ := other.PublicKey()
+	a := &Agent{xkp: agentKey}
+
+	seal := func(v any, to string) map[string]string {
+		b, _ := json.Marshal(v)
+		sealed, err := sender.Seal(b, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{"encrypted_by": senderPub, "base64_encrypted_env": base64.StdEncoding.EncodeToString(sealed)}
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		want    map[string]string
+		wantErr string
+	}{
+		{"plain map", map[string]string{"A": "1"}, map[string]string{"A": "1"}, ""},
+		{"nil", nil, nil, ""},
+		{"three keys is plain", map[string]string{"encrypted_by": "x", "base64_encrypted_env": "y", "Z": "1"}, map[string]string{"encrypted_by": "x", "base64_encrypted_env": "y", "Z": "1"}, ""},
+		{"sealed to us", seal(map[string]string{"TOKEN": "s3cret"}, agentPub), map[string]string{"TOKEN": "s3cret"}, ""},
+		{"sealed to another agent", seal(map[string]string{"TOKEN": "s3cret"}, otherPub), nil, "cannot open"},
+		{"not base64", map[string]string{"encrypted_by": senderPub, "base64_encrypted_env": "%%%"}, nil, "base64"},
+		{"not a string map", seal([]int{1}, agentPub), nil, "JSON object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := a.openEnvironment(tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
