@@ -1,0 +1,97 @@
+package workload
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is one running process of a service or job, started by this
+// supervisor or adopted after an agent restart.
+//
+// Its stdout and stderr are named pipes in the state dir, not anonymous
+// pipes: the process holds its ends open read-write, so when the agent
+// exits nobody's write fails with SIGPIPE (it blocks once 64 KiB are
+// buffered), and the next agent reopens the same pipes and keeps reading.
+type proc struct {
+	pid   int
+	start uint64 // kernel start time in clock ticks since boot: the pid's identity
+	child bool   // ours to reap (and so we learn the exit status)
+
+	done chan struct{} // closed when the process has exited
+	code int           // exit code, -1 when unknown (adopted) ; 128+n for signal n
+	why  string        // "exit status 3", "killed by signal 9", ...
+
+	waiter  pidWaiter
+	outs    []*os.File
+	pumps   sync.WaitGroup
+	waitErr error
+}
+
+// pidWaiter waits for a process to end; stop makes wait return early.
+type pidWaiter interface {
+	wait() (exited bool)
+	stop()
+}
+
+const lineMax = 64 << 10
+
+// pump streams one output pipe to the events sink line by line; a line
+// longer than lineMax goes out in lineMax pieces.
+func (p *proc) pump(f *os.File, emit func([]byte)) {
+	defer p.pumps.Done()
+	r := bufio.NewReaderSize(f, lineMax)
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 {
+			if line[len(line)-1] == '\n' {
+				line = line[:len(line)-1]
+			}
+			emit(append([]byte(nil), line...))
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// release stops the log pumps. drain: read what is still buffered for a
+// short while first (the process is gone, or the agent is leaving).
+func (p *proc) release(drain time.Duration) {
+	for _, f := range p.outs {
+		f.SetReadDeadline(time.Now().Add(drain))
+	}
+	p.pumps.Wait()
+	for _, f := range p.outs {
+		f.Close()
+	}
+	p.outs = nil
+}
+
+// exitInfo turns a wait status into an exit code and a phrase.
+func exitInfo(ws syscall.WaitStatus) (int, string) {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus(), fmt.Sprintf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return 128 + int(ws.Signal()), fmt.Sprintf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())
+	}
+	return -1, "ended"
+}
+
+// commandFor builds the exec.Cmd of one run: own process group, exactly
+// the given environment, no stdin.
+func commandFor(path string, argv, env []string, dir string) *exec.Cmd {
+	return &exec.Cmd{
+		Path:        path,
+		Args:        append([]string{path}, argv...),
+		Env:         env,
+		Dir:         dir,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+}

@@ -1,0 +1,33 @@
+//go:build !linux
+
+package workload
+
+import (
+	"errors"
+	"syscall"
+)
+
+// Off Linux there are no pidfds, /proc start times or boot ids, so the
+// supervisor cannot tell its processes apart from recycled pids: it refuses
+// to start processes (functions and the rest of the package still build).
+
+var errPlatform = errors.New("workload: processes are supervised on linux only")
+
+func startProcess(path string, argv, env []string, dir string, outPaths [2]string, emit [2]func([]byte)) (*proc, error) {
+	return nil, errPlatform
+}
+
+func adoptProcess(pid int, start uint64, outPaths [2]string, emit [2]func([]byte)) (*proc, bool) {
+	return nil, false
+}
+
+func procStart(pid int) (uint64, error) { return 0, errPlatform }
+
+func bootID() string { return "" }
+
+func signalGroup(pid int, sig syscall.Signal) error {
+	if pid <= 0 {
+		return nil
+	}
+	return syscall.Kill(-pid, sig)
+}

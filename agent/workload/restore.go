@@ -1,0 +1,79 @@
+package workload
+
+import (
+	"context"
+)
+
+// Restore reads the state dir after an agent restart (or a power cut) and
+// takes every recorded workload back: a process still alive (same boot,
+// same pid, same start time) is adopted, output pipes and all; a service
+// whose process is gone is started again; a job whose process is gone is
+// reported exited (its status is unknown) and never run again; a function
+// subscribes again; finished workloads are remembered, not run. Ids
+// already supervised are left alone, so Restore and Start do not
+// duplicate. It returns the status of every workload it restored.
+func (s *Supervisor) Restore(ctx context.Context) ([]Status, error) {
+	recs, err := s.readRecords()
+	var out []Status
+	for _, r := range recs {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return out, ErrClosed
+		}
+		if _, ok := s.ws[r.Spec.ID]; ok {
+			s.mu.Unlock()
+			continue
+		}
+		w := newWL(r.Status)
+		w.digest, w.path, w.pid = r.Digest, r.Path, r.PIDStart
+		s.ws[r.Spec.ID] = w
+		s.mu.Unlock()
+		out = append(out, s.restore(ctx, w, r))
+	}
+	s.prune()
+	s.GC()
+	return out, err
+}
+
+func (s *Supervisor) restore(ctx context.Context, w *wl, r record) Status {
+	spec := r.Spec
+	if r.State.Final() {
+		close(w.done)
+		return w.st
+	}
+	if spec.Lifecycle != Function {
+		if r.BootID != "" && r.BootID == s.boot {
+			if p, ok := adoptProcess(r.PID, r.PIDStart, s.outPaths(spec.ID), s.emitters(spec)); ok {
+				if argv, env, err := s.secrets.resolve(spec.Namespace, spec.Argv, spec.Env); err == nil {
+					w.argv, w.env = argv, buildEnv(env, spec.Creds)
+				}
+				st := s.setState(w, func(st *Status) { st.State = Running })
+				s.save(w)
+				s.log.Info("workload adopted", "workload_id", spec.ID, "pid", p.pid)
+				s.wg.Add(1)
+				go s.superviseProcess(w, p)
+				return st
+			}
+		}
+		if spec.Lifecycle == Job {
+			if r.PID > 0 {
+				s.finish(w, Exited, -1, "ended while the agent was not running; exit status unknown")
+			} else {
+				s.finish(w, Failed, -1, "interrupted by an agent restart before it started; not run again")
+			}
+			close(w.done)
+			return s.status(w)
+		}
+		if r.PID > 0 {
+			s.setState(w, func(st *Status) { st.Restarts++ })
+		}
+	}
+	st, err := s.launch(ctx, w)
+	if err != nil {
+		s.finish(w, Failed, -1, err.Error())
+		close(w.done)
+		return s.status(w)
+	}
+	return st
+}

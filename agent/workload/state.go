@@ -1,0 +1,103 @@
+package workload
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// record is what the state dir holds per workload, in <id>.json (0600: it
+// carries the workload's NATS credentials).
+type record struct {
+	Status
+	PIDStart  uint64    `json:"pid_start,omitempty"` // /proc start time of PID
+	BootID    string    `json:"boot_id,omitempty"`   // boot PID belongs to
+	Digest    string    `json:"digest,omitempty"`    // artifact in use
+	Path      string    `json:"path,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (s *Supervisor) recordPath(id string) string { return filepath.Join(s.dir, id+".json") }
+
+func (s *Supervisor) outPaths(id string) [2]string {
+	return [2]string{filepath.Join(s.dir, id+".stdout"), filepath.Join(s.dir, id+".stderr")}
+}
+
+// writeRecord replaces a record atomically: temp file, fsync, rename,
+// fsync of the directory.
+func (s *Supervisor) writeRecord(r record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("workload: record %s: %w", r.Spec.ID, err)
+	}
+	f, err := os.CreateTemp(s.dir, ".rec-*")
+	if err != nil {
+		return fmt.Errorf("workload: record %s: %w", r.Spec.ID, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.recordPath(r.Spec.ID))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("workload: record %s: %w", r.Spec.ID, err)
+	}
+	if d, err := os.Open(s.dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func (s *Supervisor) removeRecord(id string) {
+	os.Remove(s.recordPath(id))
+	for _, p := range s.outPaths(id) {
+		os.Remove(p)
+	}
+}
+
+// readRecords loads every record; unreadable ones are reported and skipped
+// (a record is only ever replaced by rename, so a torn one is not ours).
+func (s *Supervisor) readRecords() ([]record, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("workload: state dir: %w", err)
+	}
+	var out []record
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".rec-") {
+			os.Remove(filepath.Join(s.dir, n))
+			continue
+		}
+		if !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.dir, n))
+		if err != nil {
+			s.log.Warn("workload record unreadable", "file", n, "err", err)
+			continue
+		}
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil {
+			s.log.Warn("workload record invalid", "file", n, "err", err)
+			continue
+		}
+		if r.Spec.ID+".json" != n {
+			s.log.Warn("workload record invalid", "file", n, "err", "id does not match file name")
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
