@@ -134,7 +134,8 @@ type Agent struct {
 	lastHBOK  atomic.Int64 // unix nanos of the last successful heartbeat publish
 	reregs    atomic.Int64
 	mu        sync.Mutex
-	sess      *session // current registration, nil between registrations
+	sess      *session        // current registration, nil between registrations
+	dismissed map[string]bool // finished workloads an operator stopped
 	lastError string
 	running   atomic.Bool
 	handlers  sync.WaitGroup

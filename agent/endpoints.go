@@ -125,8 +125,9 @@ func (a *Agent) handleStop(s *session, r micro.Request) {
 		return
 	}
 	// A finished job is stopped too: the node deletes its stored deploy
-	// only on stopped=true, so this is how an operator clears it.
-	st, ok := a.sup.Get(id)
+	// only on stopped=true, so this is how an operator clears it (it then
+	// disappears from queries).
+	st, ok := a.lookup(id)
 	if !ok || !inNamespace(req.Namespace, st.Spec.Namespace) {
 		a.replyError(r, nexapi.ErrTextWorkloadNotFound, notFound)
 		return
@@ -154,8 +155,39 @@ func (a *Agent) handleStop(s *session, r micro.Request) {
 		}
 	case <-t.C():
 	}
+	a.dismiss(id)
 	a.log.Info("workload stopped", "workload_id", id)
 	a.respond(r, nexapi.StopWorkloadResponse{ID: id, Stopped: true, WorkloadType: a.opts.Type})
+}
+
+// lookup finds a workload the node may still ask about: not stopped on
+// request and not dismissed by a STOP of a finished one. The supervisor
+// keeps records of finished workloads (so that a restart does not run a
+// finished job again); the protocol's view ends at the stop.
+func (a *Agent) lookup(id string) (workload.Status, bool) {
+	st, ok := a.sup.Get(id)
+	if !ok || !a.visible(st) {
+		return workload.Status{}, false
+	}
+	return st, true
+}
+
+func (a *Agent) visible(st workload.Status) bool {
+	if st.State == workload.Stopped {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.dismissed[st.Spec.ID]
+}
+
+func (a *Agent) dismiss(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dismissed == nil {
+		a.dismissed = map[string]bool{}
+	}
+	a.dismissed[id] = true
 }
 
 func inNamespace(asked, ns string) bool { return asked == "system" || asked == ns }
@@ -164,7 +196,7 @@ func inNamespace(asked, ns string) bool { return asked == "system" || asked == n
 // ids this agent does not run (another agent of the node may).
 func (a *Agent) handleGet(s *session, r micro.Request) {
 	id := nexapi.LastToken(r.Subject())
-	st, ok := a.sup.Get(id)
+	st, ok := a.lookup(id)
 	if !ok {
 		return
 	}
@@ -192,7 +224,7 @@ func (a *Agent) summaries(req nexapi.AgentListWorkloadsRequest) []nexapi.Workloa
 	list := a.sup.List()
 	slices.SortFunc(list, func(x, y workload.Status) int { return x.StartedAt.Compare(y.StartedAt) })
 	for _, st := range list {
-		if !inNamespace(req.Namespace, st.Spec.Namespace) {
+		if !a.visible(st) || !inNamespace(req.Namespace, st.Spec.Namespace) {
 			continue
 		}
 		if len(req.Filter) > 0 && !slices.Contains(req.Filter, st.Spec.ID) && !slices.Contains(req.Filter, st.Spec.Name) {
