@@ -3,10 +3,13 @@ package agent
 import (
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/nats-io/nkeys"
+
+	"github.com/nexfield/nexfield/agent/nexapi"
 )
 
 func TestOpenEnvironment(t *testing.T) {
@@ -58,6 +61,27 @@ func TestOpenEnvironment(t *testing.T) {
 				if got[k] != v {
 					t.Fatalf("got %v, want %v", got, tc.want)
 				}
+			}
+		})
+	}
+}
+
+func TestCredsServers(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		boot, creds []string
+		want        []string
+	}{
+		{"empty uses ours", []string{"nats://10.0.0.1:4222"}, nil, []string{"nats://10.0.0.1:4222"}},
+		{"loopback from a remote node gets ours too", []string{"nats://10.0.0.1:4222"}, []string{"nats://127.0.0.1:4222"}, []string{"nats://127.0.0.1:4222", "nats://10.0.0.1:4222"}},
+		{"loopback on loopback kept", []string{"nats://127.0.0.1:4222"}, []string{"nats://localhost:4222"}, []string{"nats://localhost:4222"}},
+		{"routable kept", []string{"nats://10.0.0.1:4222"}, []string{"nats://nats.farm:4222"}, []string{"nats://nats.farm:4222"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &Agent{opts: Opts{Servers: tc.boot}}
+			got := a.credsOf(nexapi.NatsConnectionData{NatsServers: tc.creds}).Servers
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}

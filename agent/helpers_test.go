@@ -156,23 +156,28 @@ func (r *rig) waitHealthy(agentID string) nodesim.Agent {
 // and returns its object-store digest.
 func (r *rig) putWorkload(bucket, object, path string) string {
 	r.t.Helper()
-	js, err := jetstream.New(r.nc)
+	return putObject(r.t, r.nc, bucket, object, path)
+}
+
+func putObject(t testing.TB, nc *nats.Conn, bucket, object, path string) string {
+	t.Helper()
+	js, err := jetstream.New(nc)
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket})
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: object}, f)
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return info.Digest
 }

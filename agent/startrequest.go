@@ -4,7 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,7 +170,7 @@ func (a *Agent) specFor(workloadID string, body []byte) (workload.Spec, nexapi.A
 		Argv:        sr.Argv,
 		Env:         sr.Environment,
 		WorkDir:     sr.WorkDir,
-		Creds:       credsOf(in.WorkloadCreds),
+		Creds:       a.credsOf(in.WorkloadCreds),
 		Request:     json.RawMessage(append([]byte(nil), body...)),
 	}
 	if spec.Name == "" {
@@ -242,13 +245,45 @@ func parseDuration(key, s string) (time.Duration, error) {
 	return d, nil
 }
 
-func credsOf(c nexapi.NatsConnectionData) workload.Creds {
+// credsOf maps the workload's connection data. The node's default minter
+// hands out the server list the node itself was started with; when that is
+// empty, or only loopback addresses while the agent reaches NATS elsewhere
+// (a node started with -s nats://127.0.0.1:4222 on another machine), the
+// agent's own servers are added so the workload can connect from the Pi.
+func (a *Agent) credsOf(c nexapi.NatsConnectionData) workload.Creds {
+	servers := slices.Clone(c.NatsServers)
+	if len(servers) == 0 || (allLoopback(servers) && !allLoopback(a.opts.Servers)) {
+		for _, s := range a.opts.Servers {
+			if !slices.Contains(servers, s) {
+				servers = append(servers, s)
+			}
+		}
+	}
 	return workload.Creds{
-		Servers:  c.NatsServers,
+		Servers:  servers,
 		JWT:      c.NatsUserJWT,
 		Seed:     c.NatsUserSeed,
 		NKey:     c.NatsUserNkey,
 		User:     c.NatsUserName,
 		Password: c.NatsUserPassword,
 	}
+}
+
+// allLoopback reports whether every URL names a loopback host.
+func allLoopback(urls []string) bool {
+	for _, u := range urls {
+		p, err := url.Parse(u)
+		if err != nil {
+			return false
+		}
+		h := p.Hostname()
+		if h == "localhost" {
+			continue
+		}
+		ip := net.ParseIP(h)
+		if ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return len(urls) > 0
 }
