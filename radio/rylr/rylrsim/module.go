@@ -293,6 +293,23 @@ func sleepPrecise(d time.Duration) {
 	}
 }
 
+// waitPrecise is sleepPrecise that gives up (false) when the module closes.
+func (m *Module) waitPrecise(d time.Duration) bool {
+	end := time.Now().Add(d)
+	if d > 2*time.Millisecond {
+		t := time.NewTimer(d - time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-m.done:
+			return false
+		}
+	}
+	for time.Now().Before(end) {
+	}
+	return true
+}
+
 func (m *Module) readLoop() {
 	defer m.wg.Done()
 	var buf []byte
@@ -650,12 +667,8 @@ func (m *Module) send(c command, arg string, s Settings) {
 			m.mu.Unlock()
 		}()
 		_, timedAir := m.o.Air.(radio.Airtimer)
-		if !m.o.Instant && !timedAir {
-			select {
-			case <-time.After(toa):
-			case <-m.done:
-				return
-			}
+		if !m.o.Instant && !timedAir && !m.waitPrecise(toa) {
+			return
 		}
 		if m.o.Air == nil {
 			return
