@@ -113,6 +113,10 @@ func (r *rig) startAgent() {
 	r.agent, r.cancel, r.done = a, cancel, make(chan error, 1)
 	go func() { r.done <- a.Run(ctx) }()
 	r.t.Cleanup(r.stopAgent)
+	// Workloads outlive their agent by design; the test's must not outlive
+	// the test. Cleanups run last-in first-out, so this runs while the agent
+	// is still up.
+	r.t.Cleanup(r.undeployAll)
 	select {
 	case <-a.Ready():
 	case err := <-r.done:
@@ -121,6 +125,22 @@ func (r *rig) startAgent() {
 		r.t.Fatal("agent not ready")
 	}
 	r.waitHealthy(a.AgentID())
+}
+
+// undeployAll stops every workload the current agent still runs.
+func (r *rig) undeployAll() {
+	if r.cancel == nil {
+		return
+	}
+	list, err := r.node.Query(context.Background(), "system", nil)
+	if err != nil {
+		return
+	}
+	for _, w := range list {
+		if w.WorkloadState != "stopped" && w.WorkloadState != "error" {
+			r.node.Undeploy(context.Background(), w.Namespace, w.ID)
+		}
+	}
 }
 
 // stopAgent ends Run; workloads keep running (as with systemd restarting
