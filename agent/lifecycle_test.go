@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/nexfield/nexfield/agent"
 	"github.com/nexfield/nexfield/agent/nexapi"
@@ -302,5 +304,41 @@ func TestLameduck(t *testing.T) {
 	m := r.startReq("LD2", "late", "job", agent.StartRequest{URI: "file://" + workloadBin, Argv: []string{"echo"}})
 	if code, desc := errCode(m); code != "100" || !strings.Contains(desc, "lameduck") {
 		t.Errorf("start in lameduck: code %q desc %q", code, desc)
+	}
+}
+
+// TestEnvironment: a job sees its plain, secret:// and EncEnv-sealed
+// variables and the native nexlet's workload credential variables; a
+// missing secret is refused with code 100.
+func TestEnvironment(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets.yaml")
+	os.WriteFile(secrets, []byte("default:\n  db_password: hunter2\n"), 0o600)
+	r := newRig(t, rigOpts{agentOpts: func(o *agent.Opts) { o.SecretsFile = secrets }})
+	logs := r.subscribe("$NEX.FEED.default.logs.>")
+
+	r.deploy(t, deployReq("env", "job", agent.StartRequest{URI: "file://" + workloadBin,
+		Argv:        []string{"env", "PLAIN", "DB", "NEX_WORKLOAD_NATS_SERVERS", "NATS_URL"},
+		Environment: map[string]string{"PLAIN": "yes", "DB": "secret://db_password"}}))
+	for _, want := range []string{"PLAIN=yes", "DB=hunter2", "NEX_WORKLOAD_NATS_SERVERS=" + r.srv.ClientURL(), "NATS_URL=" + r.srv.ClientURL()} {
+		nextMatching(t, logs, want, 10*time.Second)
+	}
+
+	// Sealed to the agent's public xkey, as a client holding its bid would.
+	xkey := r.node.Agents()[0].Register.PublicXkey
+	sender, _ := nkeys.CreateCurveKeys()
+	senderPub, _ := sender.PublicKey()
+	plain, _ := json.Marshal(map[string]string{"TOKEN": "sealed-value"})
+	sealed, err := sender.Seal(plain, xkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.deploy(t, deployReq("sealed", "job", agent.StartRequest{URI: "file://" + workloadBin, Argv: []string{"env", "TOKEN"},
+		Environment: map[string]string{"encrypted_by": senderPub, "base64_encrypted_env": base64.StdEncoding.EncodeToString(sealed)}}))
+	nextMatching(t, logs, "TOKEN=sealed-value", 10*time.Second)
+
+	m := r.startReq("NOSECRET", "nosecret", "job", agent.StartRequest{URI: "file://" + workloadBin, Argv: []string{"env", "X"},
+		Environment: map[string]string{"X": "secret://absent"}})
+	if code, desc := errCode(m); code != "100" || !strings.Contains(desc, "absent") {
+		t.Errorf("missing secret: code %q desc %q", code, desc)
 	}
 }
