@@ -72,6 +72,9 @@ type Opts struct {
 	// Subject prefixes the endpoints: PREFIX.sentiment, PREFIX.sentiment.PEER,
 	// PREFIX.send, PREFIX.send.PEER. Zero: "field".
 	Subject string
+	// Address is the relay's own radio address, reported in replies so a
+	// caller can tell relay instances apart. Zero: 1.
+	Address uint8
 	// Peers the relay may address. Zero: one peer "peer" at address 2.
 	Peers []Peer
 	// DefaultPeer is used when a request names none. Zero: the first of Peers.
@@ -132,6 +135,9 @@ func New(nc *nats.Conn, link Exchanger, opts *Opts) (*Relay, error) {
 	}
 	if o.Subject == "" {
 		o.Subject = "field"
+	}
+	if o.Address == 0 {
+		o.Address = 1
 	}
 	if len(o.Peers) == 0 {
 		o.Peers = []Peer{{Name: "peer", Addr: 2}}
@@ -367,6 +373,7 @@ func (r *Relay) drain() {
 // Reply is the JSON answer of the relay's endpoints.
 type Reply struct {
 	Peer      string             `json:"peer"`
+	Via       int                `json:"via"` // the answering relay's radio address
 	Label     string             `json:"label,omitempty"`
 	Scores    map[string]float64 `json:"scores,omitempty"`
 	Data      []byte             `json:"data,omitempty"` // send endpoints: the peer's raw answer
@@ -404,7 +411,7 @@ func (r *Relay) serve(ctx context.Context, j *job) {
 		respondError(j.req, codeRadio, err.Error())
 		return
 	}
-	out := Reply{Peer: j.peer.Name, RSSI: res.RSSI, SNR: res.SNR,
+	out := Reply{Peer: j.peer.Name, Via: int(r.opts.Address), RSSI: res.RSSI, SNR: res.SNR,
 		AirtimeMS: float64(res.Airtime.Microseconds()) / 1000, Frames: res.Frames, Retries: res.Retries,
 		LatencyMS: float64(latency.Microseconds()) / 1000}
 	switch j.kind {
