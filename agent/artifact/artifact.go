@@ -263,16 +263,23 @@ func (s *Store) fetchObject(ctx context.Context, nc *nats.Conn, uri, bucket, obj
 	if name == "" {
 		return Artifact{}, fmt.Errorf("%w: %s: no object %q (nor a %s variant) in bucket %q", ErrNotFound, uri, object, s.plat, bucket)
 	}
-	var res jetstream.ObjectResult
+	srcBucket := bucket
 	if info.Opts != nil && info.Opts.Link != nil {
-		// A link's own info has no digest; the target's does.
-		if res, err = obs.Get(ctx, name); err != nil {
-			return Artifact{}, fmt.Errorf("artifact: %s: object %q: %w", uri, name, err)
+		// A link's own info has no digest; its target's does.
+		l := info.Opts.Link
+		if l.Name == "" {
+			return Artifact{}, fmt.Errorf("%w: %s: object %q links to a whole bucket", ErrNotFound, uri, name)
 		}
-		defer res.Close()
-		if info, err = res.Info(); err != nil {
-			return Artifact{}, fmt.Errorf("artifact: %s: object %q: %w", uri, name, err)
+		tobs := obs
+		if l.Bucket != bucket {
+			if tobs, err = js.ObjectStore(ctx, l.Bucket); err != nil {
+				return Artifact{}, fmt.Errorf("%w: %s: object %q links to bucket %q: %w", ErrNotFound, uri, name, l.Bucket, err)
+			}
 		}
+		if info, err = tobs.GetInfo(ctx, l.Name); err != nil {
+			return Artifact{}, fmt.Errorf("%w: %s: object %q links to %s/%s: %w", ErrNotFound, uri, name, l.Bucket, l.Name, err)
+		}
+		srcBucket = l.Bucket
 	}
 	sum, err := ParseDigest(info.Digest)
 	if err != nil {
@@ -286,20 +293,13 @@ func (s *Store) fetchObject(ctx context.Context, nc *nats.Conn, uri, bucket, obj
 		s.log.Debug("artifact cached", "uri", uri, "object", name, "digest", a.Digest)
 		return a, nil
 	}
-	if res == nil {
-		if res, err = obs.Get(ctx, name); err != nil {
-			if errors.Is(err, jetstream.ErrObjectNotFound) {
-				return Artifact{}, fmt.Errorf("%w: %s: object %q vanished", ErrNotFound, uri, name)
-			}
-			return Artifact{}, fmt.Errorf("artifact: %s: object %q: %w", uri, name, err)
-		}
-		defer res.Close()
+	res, err := openChunks(ctx, js, srcBucket, info)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("artifact: %s: object %q: %w", uri, name, err)
 	}
+	defer res.Close()
 	a, err := s.write(ctx, res, sum, int64(info.Size), uri+" ("+name+")")
 	if err != nil {
-		if errors.Is(err, jetstream.ErrDigestMismatch) {
-			err = fmt.Errorf("%w: %w", ErrDigestMismatch, err)
-		}
 		return Artifact{}, err
 	}
 	a.Object = name
@@ -372,13 +372,22 @@ func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, 
 			os.Remove(tmp)
 		}
 	}()
-	h := sha256.New()
-	buf := make([]byte, s.bufN)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, buf)
+	var n int64
+	var got []byte
+	if cr, ok := r.(*chunkReader); ok {
+		// Chunks are never reused once handed out, so hashing runs beside
+		// the disk write instead of after it.
+		ph := newParallelHash()
+		n, err = cr.WriteTo(io.MultiWriter(&writeBehind{f: f}, ph))
+		got = ph.sum()
+	} else {
+		h := sha256.New()
+		n, err = io.CopyBuffer(io.MultiWriter(&writeBehind{f: f}, h), ctxReader{ctx, r}, make([]byte, s.bufN))
+		got = h.Sum(nil)
+	}
 	if err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: pull: %w", what, err)
 	}
-	got := h.Sum(nil)
 	if size >= 0 && n != size {
 		return Artifact{}, fmt.Errorf("%w: %s: truncated: got %d bytes, want %d", ErrDigestMismatch, what, n, size)
 	}
@@ -403,6 +412,56 @@ func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, 
 	}
 	syncDir(s.dir)
 	return Artifact{Path: final, Digest: FormatDigest(got), Size: n}, nil
+}
+
+// parallelHash hashes the slices written to it on its own goroutine. The
+// caller must not modify a slice after writing it.
+type parallelHash struct {
+	ch   chan []byte
+	done chan []byte
+}
+
+func newParallelHash() *parallelHash {
+	ph := &parallelHash{ch: make(chan []byte, 8), done: make(chan []byte, 1)}
+	go func() {
+		h := sha256.New()
+		for b := range ph.ch {
+			h.Write(b)
+		}
+		ph.done <- h.Sum(nil)
+	}()
+	return ph
+}
+
+func (ph *parallelHash) Write(p []byte) (int, error) {
+	ph.ch <- p
+	return len(p), nil
+}
+
+// sum ends the hashing goroutine and returns the digest.
+func (ph *parallelHash) sum() []byte {
+	close(ph.ch)
+	return <-ph.done
+}
+
+// writeBehindWindow is how much a pull writes before starting that
+// window's writeback.
+const writeBehindWindow = 8 << 20
+
+// writeBehind writes to f and starts writeback every writeBehindWindow.
+type writeBehind struct {
+	f            *os.File
+	off, flushed int64
+}
+
+func (w *writeBehind) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.flushed >= writeBehindWindow {
+		startWriteback(w.f, w.flushed, w.off-w.flushed)
+		w.flushed = w.off
+	}
+	return n, err
 }
 
 func syncDir(dir string) {

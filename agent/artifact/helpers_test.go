@@ -1,9 +1,14 @@
 package artifact_test
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"time"
+
 	"context"
 	"fmt"
+	"github.com/nats-io/nats-server/v2/server"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +35,9 @@ const (
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(fullDiskHelper())
+	}
+	if dir := os.Getenv(serveEnv); dir != "" {
+		os.Exit(serveHelper(dir))
 	}
 	dir, err := os.MkdirTemp("", "nexfield-artifact-test")
 	if err != nil {
@@ -90,6 +98,57 @@ func put(t testing.TB, obs jetstream.ObjectStore, name string, data []byte) *jet
 	return info
 }
 
+// serveEnv makes the test binary a NATS server with JetStream in the named
+// directory: it prints its URL and serves until stdin closes. Benchmarks
+// use it so that the server's heap is not measured as the agent's.
+const serveEnv = "NEXFIELD_ARTIFACT_SERVE"
+
+func serveHelper(dir string) int {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: dir})
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		fmt.Println("error: not ready")
+		return 1
+	}
+	fmt.Println(s.ClientURL())
+	io.Copy(io.Discard, os.Stdin)
+	s.Shutdown()
+	return 0
+}
+
+// remoteObjectStore runs a server in a child process and returns a
+// connection to it and a bucket.
+func remoteObjectStore(b *testing.B, bucket string) (*nats.Conn, jetstream.ObjectStore) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serveEnv+"="+b.TempDir())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "nats://") {
+		b.Fatalf("server child: %q %v", line, err)
+	}
+	nc, err := nats.Connect(strings.TrimSpace(line))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: bucket})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return nc, obs
+}
+
 // cacheFiles lists what is in a cache dir.
 func cacheFiles(t testing.TB, dir string) []string {
 	t.Helper()
@@ -126,3 +185,5 @@ func patchInterp(t testing.TB, b []byte, from string) []byte {
 	copy(out[i:], to)
 	return out
 }
+
+func jetstreamMeta(name string) jetstream.ObjectMeta { return jetstream.ObjectMeta{Name: name} }

@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -26,4 +27,16 @@ func kernelARM() string {
 		return "5"
 	}
 	return ""
+}
+
+// startWriteback asks the kernel to start writing [off, off+n) of f to
+// disk now, and waits for the window before it to be written. Pulls call it
+// as they go, so the final fsync has little left to do and dirty pages of a
+// big binary never pile up in a small board's RAM.
+func startWriteback(f *os.File, off, n int64) {
+	fd := int(f.Fd())
+	unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
+	if off >= n {
+		unix.SyncFileRange(fd, off-n, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	}
 }
