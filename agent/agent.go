@@ -88,6 +88,12 @@ type Opts struct {
 	// ReconnectWait and PingInterval tune how fast a lost connection is
 	// noticed and retried. Zero: 1s and 20s.
 	ReconnectWait, PingInterval time.Duration
+	// AdoptUnknown starts services and functions from the node's
+	// existing_state that this agent has no local record of. The node gives
+	// every agent of a type all of that type's stored deploys, so with
+	// several agents of one type this would duplicate workloads; it is meant
+	// for a single agent per type whose state dir was lost. Zero: off.
+	AdoptUnknown bool
 	// SecretsFile is the local secret store for secret:// values. Zero: none.
 	SecretsFile string
 	// StopGrace is the SIGTERM → SIGKILL delay. Zero: the runtime's 5s.
@@ -667,10 +673,13 @@ func (a *Agent) watchNode(s *session) (stop func()) {
 	return func() { close(done); <-exited }
 }
 
-// reconcile replays existing_state: workloads the supervisor already has
+// reconcile replays existing_state. Workloads the supervisor already has
 // (re-adopted after an agent restart, or kept through a re-registration)
-// are left alone; the others are started. Entries of other types (the node
-// selects by plain prefix) are skipped.
+// are left alone. The node hands every agent of a type all stored deploys
+// of that type, so an id this agent has no record of is usually another
+// agent's: it is started only with AdoptUnknown (one agent per type whose
+// state dir was lost), and never when it is a job. Entries of other types
+// (the node selects by plain prefix) are skipped.
 func (a *Agent) reconcile(ctx context.Context, s *session) {
 	for id, req := range s.existing {
 		if req.Request.WorkloadType != "" && req.Request.WorkloadType != a.opts.Type {
@@ -678,6 +687,10 @@ func (a *Agent) reconcile(ctx context.Context, s *session) {
 			continue
 		}
 		if _, ok := a.sup.Get(id); ok {
+			continue
+		}
+		if !a.opts.AdoptUnknown {
+			a.log.Info("existing workload without a local record not started (another agent's, or use AdoptUnknown)", "workload_id", id, "name", req.Request.Name)
 			continue
 		}
 		body, _ := json.Marshal(req)

@@ -73,7 +73,9 @@ func newRig(t *testing.T, ro rigOpts) *rig {
 	r.nc = natstest.Connect(t, r.srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	nodeNC := natstest.Connect(t, r.srv, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	var err error
-	r.node, err = nodesim.New(nodeNC, &nodesim.Opts{State: ro.nodeState, HeartbeatInterval: time.Hour})
+	// Scatters wait for every registration, dead ones included (as the node
+	// does); a short window keeps tests with restarted agents quick.
+	r.node, err = nodesim.New(nodeNC, &nodesim.Opts{State: ro.nodeState, HeartbeatInterval: time.Hour, RequestTimeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -342,3 +342,38 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("missing secret: code %q desc %q", code, desc)
 	}
 }
+
+// TestExistingStateOfOtherAgents: the node gives every agent of a type all
+// stored deploys of that type. A second agent must not start the first
+// one's service; with AdoptUnknown an agent whose state dir was lost
+// starts what the node remembers.
+func TestExistingStateOfOtherAgents(t *testing.T) {
+	r := newRig(t, rigOpts{nodeState: true})
+	id := r.deploy(t, deployReq("only-once", "service", agent.StartRequest{URI: "file://" + workloadBin, Argv: []string{"serve"}}))
+
+	second := *r
+	second.t = t
+	second.opts.Name = "pi-second"
+	second.opts.StateDir = t.TempDir()
+	second.startAgent()
+	if got := r.query("system"); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("after a second agent registered: %+v, want only %s", got, id)
+	}
+	second.stopAgent()
+
+	// The first agent goes away with its state dir; its process dies with it.
+	s, _ := r.summary(id)
+	pid, _ := strconv.Atoi(s.Metadata["pid"])
+	r.stopAgent()
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Kill()
+	}
+	eventually(t, 5*time.Second, "old process gone", func() bool { return !processAlive(pid) })
+	r.opts.StateDir = t.TempDir()
+	r.opts.AdoptUnknown = true
+	r.startAgent()
+	eventually(t, 10*time.Second, "service adopted from existing_state", func() bool {
+		s, ok := r.summary(id)
+		return ok && s.WorkloadState == "running" && s.Metadata["pid"] != strconv.Itoa(pid)
+	})
+}

@@ -19,6 +19,7 @@ type agentConfig struct {
 	server, creds, nexus, typ, name, description string
 	stateDir, secrets, logFormat, logLevel       string
 	heartbeat, nodeSilence, stopGrace            time.Duration
+	adoptUnknown                                 bool
 	tags                                         tagsFlag
 }
 
@@ -39,6 +40,7 @@ func agentFlags() (*flag.FlagSet, *agentConfig) {
 	fs.DurationVar(&c.heartbeat, "heartbeat", agent.DefaultHeartbeat, "heartbeat period (the node marks an agent degraded after 10s)")
 	fs.DurationVar(&c.nodeSilence, "node-silence", agent.DefaultNodeSilence, "register again when the node heartbeat is missing this long")
 	fs.DurationVar(&c.stopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL delay when stopping a workload")
+	fs.BoolVar(&c.adoptUnknown, "adopt-unknown", false, "start workloads from the node's stored state that this agent has no record of (one agent per type only)")
 	fs.StringVar(&c.secrets, "secrets", "", "secret store file resolving secret://KEY values")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -65,20 +67,21 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		}
 	}
 	a, err := agent.New(&agent.Opts{
-		Servers:     servers,
-		CredsFile:   c.creds,
-		Nexus:       c.nexus,
-		Type:        c.typ,
-		Name:        c.name,
-		Description: c.description,
-		Version:     strings.TrimPrefix(version, "v"),
-		Tags:        c.tags,
-		StateDir:    c.stateDir,
-		Heartbeat:   c.heartbeat,
-		NodeSilence: c.nodeSilence,
-		SecretsFile: c.secrets,
-		StopGrace:   c.stopGrace,
-		Logger:      log.With("component", "agent"),
+		Servers:      servers,
+		CredsFile:    c.creds,
+		Nexus:        c.nexus,
+		Type:         c.typ,
+		Name:         c.name,
+		Description:  c.description,
+		Version:      strings.TrimPrefix(version, "v"),
+		Tags:         c.tags,
+		StateDir:     c.stateDir,
+		Heartbeat:    c.heartbeat,
+		NodeSilence:  c.nodeSilence,
+		SecretsFile:  c.secrets,
+		AdoptUnknown: c.adoptUnknown,
+		StopGrace:    c.stopGrace,
+		Logger:       log.With("component", "agent"),
 	})
 	if err != nil {
 		return err
