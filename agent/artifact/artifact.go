@@ -327,9 +327,24 @@ func (s *Store) fetchFile(ctx context.Context, uri string, wantSum []byte) (Arti
 	if !fi.Mode().IsRegular() {
 		return Artifact{}, fmt.Errorf("%w: %s: not a regular file", ErrNotExecutable, uri)
 	}
-	// The digest is known only after reading, so the copy goes through the
-	// temporary file; wantSum (if any) is checked there before the rename.
-	a, err := s.write(ctx, f, wantSum, fi.Size(), uri)
+	// Hash first: a file already in the cache is not copied again. The copy
+	// is hashed again, so a file that changes in between is refused.
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, s.bufN)); err != nil {
+		return Artifact{}, fmt.Errorf("artifact: %s: %w", uri, err)
+	}
+	sum := h.Sum(nil)
+	if wantSum != nil && string(sum) != string(wantSum) {
+		return Artifact{}, fmt.Errorf("%w: %s: content is %s, want %s", ErrDigestMismatch, uri, FormatDigest(sum), FormatDigest(wantSum))
+	}
+	if a, ok := s.cached(sum, fi.Size()); ok {
+		a.Object = p
+		return a, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Artifact{}, fmt.Errorf("artifact: %s: %w", uri, err)
+	}
+	a, err := s.write(ctx, f, sum, fi.Size(), uri)
 	if err != nil {
 		return Artifact{}, err
 	}

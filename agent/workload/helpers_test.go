@@ -105,7 +105,7 @@ func eventually(t testing.TB, total time.Duration, what string, f func() bool) {
 // rig is a NATS server with user/password auth (the workload's
 // credentials), an artifact store and a supervisor on a state dir.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *server.Server
 	nc      *nats.Conn
 	creds   workload.Creds
@@ -116,7 +116,7 @@ type rig struct {
 	secrets string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	o := natstest.Options(t)
 	o.Username, o.Password = "wl", "s3cret"
