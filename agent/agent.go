@@ -352,7 +352,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("close supervisor", "err", err)
 		}
 		cancel()
-		a.boot.Drain()
+		// Flush, not Drain: Drain closes in the background and the process
+		// may exit first, losing the last events.
+		_ = a.boot.FlushTimeout(time.Second)
+		a.boot.Close()
 		a.log.Info("agent stopped; workloads keep running", "workloads", a.activeCount())
 	}()
 	backoff := a.opts.RetryBackoff
