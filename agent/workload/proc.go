@@ -60,11 +60,16 @@ func (p *proc) pump(f *os.File, emit func([]byte)) {
 	}
 }
 
-// release stops the log pumps. drain: read what is still buffered for a
-// short while first (the process is gone, or the agent is leaving).
+// release stops the log pumps. drain: wait up to that long for what is
+// still in the pipes to be read first (the pipes never report EOF: this
+// side holds them open read-write).
 func (p *proc) release(drain time.Duration) {
+	deadline := time.Now().Add(drain)
+	for time.Now().Before(deadline) && anyPending(p.outs) {
+		time.Sleep(time.Millisecond)
+	}
 	for _, f := range p.outs {
-		f.SetReadDeadline(time.Now().Add(drain))
+		f.SetReadDeadline(time.Now())
 	}
 	p.pumps.Wait()
 	for _, f := range p.outs {

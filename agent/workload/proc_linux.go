@@ -218,3 +218,20 @@ func signalGroup(pid int, sig syscall.Signal) error {
 	}
 	return err
 }
+
+// anyPending reports whether any of the pipes has unread bytes.
+func anyPending(fs []*os.File) bool {
+	for _, f := range fs {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			continue
+		}
+		n := 0
+		// TIOCINQ is FIONREAD: bytes waiting in the pipe.
+		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}

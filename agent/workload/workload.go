@@ -463,8 +463,9 @@ func (s *Supervisor) emitters(spec Spec) [2]func([]byte) {
 // A restart counts in Restarts in the same update that shows the new pid.
 func (s *Supervisor) spawn(w *wl, restart bool) (*proc, error) {
 	spec := w.st.Spec
-	if w.env == nil {
-		// Adopted after a restart with a secret that no longer resolves.
+	if restart || w.env == nil {
+		// Secrets are read again for every run: a rotated secret reaches
+		// the next restart.
 		argv, env, err := s.secrets.resolve(spec.Namespace, spec.Argv, spec.Env)
 		if err != nil {
 			return nil, fmt.Errorf("workload: %s: %w", spec.ID, err)

@@ -87,6 +87,22 @@ func TestServiceCrashLoop(t *testing.T) {
 	}
 }
 
+func TestStopDuringBackoff(t *testing.T) {
+	r := newRig(t)
+	sp := r.spec("slowloop", workload.Service, "exit", "2")
+	sp.Restart = workload.RestartPolicy{InitialBackoff: time.Hour, MaxBackoff: time.Hour}
+	r.start(sp)
+	st := r.waitState("slowloop", workload.Backoff)
+	if st.ExitCode != 2 || st.PID != 0 {
+		t.Errorf("in back-off: %+v, want last exit 2 and no pid", st)
+	}
+	start := time.Now()
+	st, err := r.sup.Stop(context.Background(), "slowloop")
+	if err != nil || st.State != workload.Stopped || time.Since(start) > 2*time.Second {
+		t.Errorf("stop in back-off: %+v %v after %v", st, err, time.Since(start))
+	}
+}
+
 func TestServiceRestartsAfterKill(t *testing.T) {
 	r := newRig(t)
 	st := r.start(r.spec("svc", workload.Service, "serve"))
