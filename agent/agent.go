@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -579,11 +578,12 @@ func (a *Agent) summary() nexapi.AgentSummary {
 // heartbeatData is the free-form "data" of the heartbeat: what a node
 // operator wants to know about a Pi that the node's own tags cannot say.
 type heartbeatData struct {
-	RegisterType   string            `json:"register_type"`
-	NamespaceCount int               `json:"namespace_count"`
-	OS             string            `json:"os"`
-	Arch           string            `json:"arch"`
-	Tags           map[string]string `json:"tags,omitempty"`
+	RegisterType   string `json:"register_type"`
+	NamespaceCount int    `json:"namespace_count"`
+	// Platform is what binaries this agent runs: "linux-arm64",
+	// "linux-armv7", ... (the suffix of per-architecture objects).
+	Platform string            `json:"platform"`
+	Tags     map[string]string `json:"tags,omitempty"`
 }
 
 func (a *Agent) heartbeat(s *session) {
@@ -594,7 +594,7 @@ func (a *Agent) heartbeat(s *session) {
 			ns[st.Spec.Namespace] = true
 		}
 	}
-	data, _ := json.Marshal(heartbeatData{RegisterType: a.opts.Type, NamespaceCount: len(ns), OS: runtime.GOOS, Arch: machineArch(), Tags: a.opts.Tags})
+	data, _ := json.Marshal(heartbeatData{RegisterType: a.opts.Type, NamespaceCount: len(ns), Platform: a.store.Platform().String(), Tags: a.opts.Tags})
 	b, _ := json.Marshal(nexapi.AgentHeartbeat{Data: string(data), Summary: a.summary()})
 	if err := s.nc.Publish(nexapi.AgentHeartbeatSubject(s.nodeID, s.agentID), b); err != nil {
 		a.log.Warn("heartbeat", "err", err)
@@ -603,15 +603,6 @@ func (a *Agent) heartbeat(s *session) {
 	if s.nc.IsConnected() {
 		a.lastHBOK.Store(a.clk.Now().UnixNano())
 	}
-}
-
-func machineArch() string {
-	if runtime.GOARCH == "arm" {
-		if v := os.Getenv("GOARM"); v != "" {
-			return "armv" + v
-		}
-	}
-	return runtime.GOARCH
 }
 
 // watchNode follows the node heartbeat: our id missing from two heartbeats
