@@ -82,7 +82,9 @@ func message(n int, seed uint64) []byte {
 	return b
 }
 
-// Schemes returns the schemes the bench compares, baselines first.
+// Schemes returns the baseline schemes. The nexfield link lives in package
+// chunking (adapted by chunking/chunkbench, which imports this package), so
+// callers add it: append(linkbench.Schemes(), chunkbench.Scheme{}).
 func Schemes() []Scheme {
 	return []Scheme{Meshtastic{}, SCHC{}}
 }

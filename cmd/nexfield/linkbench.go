@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nexfield/nexfield/chunking/chunkbench"
 	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/linkbench"
 	"github.com/nexfield/nexfield/radio/lora"
@@ -45,9 +46,15 @@ func benchRadioFlags() (*flag.FlagSet, *benchRadioConfig) {
 	return fs, c
 }
 
+// benchSchemes are the schemes compared: the baselines, then the nexfield
+// link (chunking, adapted by chunkbench).
+func benchSchemes() []linkbench.Scheme {
+	return append(linkbench.Schemes(), chunkbench.Scheme{})
+}
+
 func schemeNames() []string {
 	var n []string
-	for _, s := range linkbench.Schemes() {
+	for _, s := range benchSchemes() {
 		n = append(n, s.Name())
 	}
 	return n
@@ -129,7 +136,7 @@ func (c *benchRadioConfig) grid() (linkbench.Grid, error) {
 		ge := sim.GilbertElliott{P: v[0], R: v[1], H: v[2], K: v[3]}
 		g.Channels = append(g.Channels, linkbench.Bursty(&ge))
 	}
-	all := linkbench.Schemes()
+	all := benchSchemes()
 	if c.schemes == "" {
 		g.Schemes = all
 	} else {
