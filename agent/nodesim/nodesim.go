@@ -110,6 +110,8 @@ type Node struct {
 	kv      jetstream.KeyValue
 	// lameduck is set once SetLameduck was sent.
 	lameduck bool
+	// bids are the auction bidder ids this node handed out, with expiry.
+	bids map[string]time.Time
 }
 
 // New makes a node on nc; Start brings it up.
@@ -205,6 +207,10 @@ func (n *Node) Start(ctx context.Context) error {
 			svc.Stop()
 			return fmt.Errorf("nodesim: endpoint %s: %w", a.name, err)
 		}
+	}
+	if err := n.addControl(svc); err != nil {
+		svc.Stop()
+		return err
 	}
 	// The subscriptions must be on the server before anyone is told the
 	// node is up.
@@ -559,16 +565,26 @@ func (n *Node) Deploy(ctx context.Context, registerType string, req nexapi.Start
 	}
 	id := nuid.Next()
 	_, err = n.StartWorkload(ctx, r.ID, id, req)
-	if n.kv != nil {
-		b, _ := json.Marshal(req)
-		if _, perr := n.kv.Put(ctx, req.WorkloadType+"_"+id, b); perr != nil && err == nil {
-			err = fmt.Errorf("nodesim: store deploy: %w", perr)
-		}
+	if perr := n.store(ctx, req, id); perr != nil && err == nil {
+		err = perr
 	}
-	if err != nil {
-		return id, err
+	return id, err
+}
+
+// store keeps a deploy like `--state kv`: key <workload_type>_<id>, written
+// even when the agent refused it, as the node does.
+func (n *Node) store(ctx context.Context, req nexapi.StartWorkloadRequest, id string) error {
+	n.mu.Lock()
+	kv := n.kv
+	n.mu.Unlock()
+	if kv == nil {
+		return nil
 	}
-	return id, nil
+	b, _ := json.Marshal(req)
+	if _, err := kv.Put(ctx, req.WorkloadType+"_"+id, b); err != nil {
+		return fmt.Errorf("nodesim: store deploy: %w", err)
+	}
+	return nil
 }
 
 // StartWorkload sends one STARTWORKLOAD to agentID and decodes the reply.
@@ -652,8 +668,11 @@ func (n *Node) Undeploy(ctx context.Context, namespace, workloadID string) (nexa
 	if won == nil {
 		return nexapi.StopWorkloadResponse{ID: workloadID, Message: nexapi.ErrTextWorkloadNotFound}, nil
 	}
-	if n.kv != nil {
-		_ = n.kv.Delete(ctx, won.WorkloadType+"_"+workloadID)
+	n.mu.Lock()
+	kv := n.kv
+	n.mu.Unlock()
+	if kv != nil {
+		_ = kv.Delete(ctx, won.WorkloadType+"_"+workloadID)
 	}
 	return *won, nil
 }
