@@ -51,7 +51,16 @@ func (s *Supervisor) restore(ctx context.Context, w *wl, r record) Status {
 				st := s.setState(w, func(st *Status) { st.State = Running })
 				s.save(w)
 				s.log.Info("workload adopted", "workload_id", spec.ID, "pid", p.pid)
+				s.mu.Lock()
+				if s.closed {
+					s.mu.Unlock()
+					p.waiter.stop()
+					p.release(0)
+					close(w.done)
+					return st
+				}
 				s.wg.Add(1)
+				s.mu.Unlock()
 				go s.superviseProcess(w, p)
 				return st
 			}

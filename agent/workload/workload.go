@@ -345,7 +345,14 @@ func (s *Supervisor) launch(ctx context.Context, w *wl) (Status, error) {
 	if err := s.save(w); err != nil {
 		return Status{}, err
 	}
+	// Add only while open: Close may be waiting on wg.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return Status{}, ErrClosed
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	if w.st.Spec.Lifecycle == Function {
 		if err := s.startFunction(w); err != nil {
 			s.wg.Done()
