@@ -26,6 +26,7 @@ func TestPerfectChannelAirtime(t *testing.T) {
 		// 10 chunks of 200 B (223 B frames) + one of 48 B (71 B), each ACKed (27 B).
 		{"meshtastic 2KiB", Meshtastic{}, 2048, 22, 10*p16.TimeOnAir(223) + p16.TimeOnAir(71) + 11*p16.TimeOnAir(27)},
 		{"schc empty", SCHC{}, 0, 2, toa(18) + toa(14)},
+		{"schc-compound 2KiB", SCHC{Compound: true}, 2048, 10, 8*toa(254) + toa(146) + toa(14)},
 		{"meshtastic empty", Meshtastic{}, 0, 2, p16.TimeOnAir(23) + p16.TimeOnAir(27)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,6 +75,8 @@ func TestLossyTransfers(t *testing.T) {
 		{SCHC{}, 16384, sim.Channel{Loss: 0.1}, 20, 0, 0, 0.80},
 		{SCHC{}, 2048, sim.Channel{Loss: 0.3}, 40, 2, 0, 0.50},
 		{SCHC{}, 2048, sim.Channel{Burst: &sim.GilbertElliott{P: 0.05, R: 0.3, H: 0.3, K: 0.99}, Duplicate: 0.05, Delay: 300 * time.Millisecond}, 20, 1, 0, 0.5},
+		{SCHC{Compound: true}, 16384, sim.Channel{Loss: 0.3}, 40, 1, 0, 0.60},
+		{SCHC{Compound: true}, 2048, sim.Channel{Loss: 0.1}, 40, 0, 0, 0.75},
 		// Stop-and-wait with 3 tries loses most 16 KiB messages at 30 %.
 		{Meshtastic{}, 16384, sim.Channel{Loss: 0.3}, 20, 20, 15, 0},
 		{Meshtastic{}, 2048, sim.Channel{Loss: 0.1}, 40, 10, 0, 0.5},

@@ -25,7 +25,14 @@ import (
 //   - RFC 9011 uses 2 window bits, which caps a packet at 2 520 bytes; for
 //     larger messages the model lets the window number grow without adding
 //     a header byte, which favours SCHC.
-type SCHC struct{}
+//
+// With Compound set (name "schc-compound") the receiver answers an All-1 or
+// ACK REQ with one compound ACK (RFC 9441) listing the bitmaps of every
+// window with missing tiles (6-bit window numbers), so every gap is
+// repaired in one round: the idealised SCHC of radio.md's model.
+type SCHC struct {
+	Compound bool
+}
 
 // RFC 9011 uplink parameters.
 const (
@@ -50,16 +57,26 @@ const (
 	schcAll1   = '1'
 	schcAckReq = 'Q'
 	schcAck    = 'K'
+	schcCACK   = 'C' // compound ACK (RFC 9441)
+	schcCompW  = 6   // window-number bits in a compound ACK
 	schcAbort  = 'X'
 )
 
-func (SCHC) Name() string                        { return "schc" }
+func (s SCHC) Name() string {
+	if s.Compound {
+		return "schc-compound"
+	}
+	return "schc"
+}
+
 func (SCHC) Params(base lora.Params) lora.Params { return base }
-func (SCHC) NewPair(uint64) (Endpoint, Endpoint, error) {
-	return &schcEndpoint{}, &schcEndpoint{}, nil
+
+func (s SCHC) NewPair(uint64) (Endpoint, Endpoint, error) {
+	return &schcEndpoint{compound: s.Compound}, &schcEndpoint{compound: s.Compound}, nil
 }
 
 type schcEndpoint struct {
+	compound bool
 	// sender
 	msgID    uint32
 	tiles    [][]byte
@@ -198,6 +215,8 @@ func (s *schcEndpoint) OnFrame(env Env, f []byte) {
 	switch f[0] {
 	case schcAck:
 		s.onAck(env, id, f)
+	case schcCACK:
+		s.onCompoundAck(env, id, f[schcL2:])
 	case schcFrag, schcAll0, schcAll1:
 		s.onFragment(env, id, f)
 	case schcAckReq:
@@ -218,13 +237,7 @@ func (s *schcEndpoint) onAck(env Env, id uint32, f []byte) {
 		return
 	}
 	w := int(binary.BigEndian.Uint16(f[6:]))
-	bitmap := f[schcL2:]
-	n := len(s.tiles)
-	for i := w * schcWindow; i < min((w+1)*schcWindow, n); i++ {
-		if !bitSet(bitmap, 3+i-w*schcWindow) {
-			s.pending[i] = true
-		}
-	}
+	s.noteGaps(w, f[schcL2:], 3)
 	if s.pausing {
 		// ACK-on-error after an All-0: note the gaps, go on with the first
 		// pass, repair after the All-1.
@@ -232,15 +245,60 @@ func (s *schcEndpoint) onAck(env Env, id uint32, f []byte) {
 		s.pump(env)
 		return
 	}
+	if f[5] == 1 { // C: packet complete, RCS checked
+		env.StopTimer(schcTimer)
+		s.waiting = false
+		return
+	}
+	s.repair(env)
+}
+
+// noteGaps records the tiles window w's bitmap (starting at bit off of b)
+// reports missing.
+func (s *schcEndpoint) noteGaps(w int, b []byte, off int) {
+	n := len(s.tiles)
+	for i := w * schcWindow; i < min((w+1)*schcWindow, n); i++ {
+		if !bitSet(b, off+i-w*schcWindow) {
+			s.pending[i] = true
+		}
+	}
+}
+
+// onCompoundAck reads C (1 bit) then (W, bitmap) pairs; the last bitmap
+// is compressed and the padding is ones.
+func (s *schcEndpoint) onCompoundAck(env Env, id uint32, b []byte) {
+	if id != s.msgID || !s.waiting || len(b) == 0 {
+		return
+	}
+	pos := 1
+	for pos+schcCompW+1 <= 8*len(b) {
+		w := 0
+		for range schcCompW {
+			w = w<<1 | boolInt(bitSet(b, pos))
+			pos++
+		}
+		s.noteGaps(w, b, pos)
+		pos += schcWindow
+	}
+	s.repair(env)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// repair resends every tile known missing, in runs of at most 24 tiles,
+// then asks for the next ACK.
+func (s *schcEndpoint) repair(env Env) {
 	env.StopTimer(schcTimer)
 	s.waiting = false
 	s.attempts = 0
-	if f[5] == 1 { // C: packet complete, RCS checked
-		return
-	}
+	n := len(s.tiles)
 	var end time.Time
 	sentAll1 := false
-	// Resend runs of missing tiles, at most 24 per fragment.
 	for i := 0; i < n; {
 		if !s.pending[i] {
 			i++
@@ -366,14 +424,63 @@ func (s *schcEndpoint) ack(env Env) {
 		env.Transmit(s.ackFrame(0, true, nil))
 		return
 	}
+	if s.compound {
+		env.Transmit(s.compoundAck(miss/schcWindow, (limit-1)/schcWindow))
+		return
+	}
 	w := miss / schcWindow
+	env.Transmit(s.ackFrame(w, false, s.windowBits(w)))
+}
+
+// windowBits is window w's bitmap: received tiles, and tiles past the end
+// of the packet, are ones.
+func (s *schcEndpoint) windowBits(w int) []bool {
 	bits := make([]bool, schcWindow)
 	for i := range bits {
 		t := w*schcWindow + i
 		_, ok := s.rxT[t]
 		bits[i] = ok || (s.rxN >= 0 && t >= s.rxN)
 	}
-	env.Transmit(s.ackFrame(w, false, bits))
+	return bits
+}
+
+// compoundAck lists windows from..to that have missing tiles, as many as
+// fit one frame: C=0, then per window 6 bits of W and 63 bits of bitmap,
+// the last bitmap cut after its last zero, padded with ones.
+func (s *schcEndpoint) compoundAck(from, to int) []byte {
+	var bits []bool
+	bits = append(bits, false) // C
+	for w := from; w <= to; w++ {
+		wb := s.windowBits(w)
+		complete := true
+		for _, b := range wb {
+			complete = complete && b
+		}
+		if complete {
+			continue
+		}
+		if 13*8+len(bits)+schcCompW+schcWindow > 8*lora.MaxFrame {
+			break
+		}
+		for k := schcCompW - 1; k >= 0; k-- {
+			bits = append(bits, w>>k&1 == 1)
+		}
+		bits = append(bits, wb...)
+	}
+	last := len(bits) - 1
+	for last > 0 && bits[last] {
+		last--
+	}
+	bits = bits[:last+1]
+	f := make([]byte, schcL2+(len(bits)+7)/8)
+	f[0] = schcCACK
+	binary.BigEndian.PutUint32(f[1:], s.rxID)
+	for i := range 8 * (len(f) - schcL2) {
+		if i >= len(bits) || bits[i] {
+			f[schcL2+i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	return f
 }
 
 // ackFrame builds an ACK: 13 bytes of LoRaWAN overhead carrying our

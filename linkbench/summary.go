@@ -86,5 +86,5 @@ func message(n int, seed uint64) []byte {
 // chunking (adapted by chunking/chunkbench, which imports this package), so
 // callers add it: append(linkbench.Schemes(), chunkbench.Scheme{}).
 func Schemes() []Scheme {
-	return []Scheme{Meshtastic{}, SCHC{}}
+	return []Scheme{Meshtastic{}, SCHC{}, SCHC{Compound: true}}
 }

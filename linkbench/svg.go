@@ -36,7 +36,7 @@ func WriteSVG(w io.Writer, title string, cells []Cell) error {
 	const (
 		pw, ph         = 420.0, 320.0 // plot area of a panel
 		ml, mr, mt, mb = 70.0, 30.0, 60.0, 60.0
-		legendH        = 30.0
+		legendH        = 50.0
 	)
 	width := float64(len(sizes))*(ml+pw+mr) + 10
 	height := mt + ph + mb + legendH
@@ -104,9 +104,11 @@ func WriteSVG(w io.Writer, title string, cells []Cell) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s</text>`+"\n", lx+34, ly+4, html.EscapeString(s))
 		lx += 40 + 9*float64(len(s)) + 30
 	}
+	// Second row: marker and ceiling.
+	lx, ly = ml, ly+24
 	fmt.Fprintf(&b, `<path d="M%.1f %.1fL%.1f %.1fL%.1f %.1fL%.1f %.1fZ" fill="white" stroke="#333" stroke-width="2"/>`+"\n", lx+8, ly-6, lx+14, ly, lx+8, ly+6, lx+2, ly)
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">bursty (Gilbert–Elliott) channel at its mean loss</text>`+"\n", lx+22, ly+4)
-	lx += 22 + 7.5*48
+	lx += 22 + 7.5*48 + 20
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888" stroke-width="1.5" stroke-dasharray="6 4"/>`+"\n", lx, ly, lx+28, ly)
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">ceiling 1 − loss</text>`+"\n", lx+34, ly+4)
 	b.WriteString("</svg>\n")
