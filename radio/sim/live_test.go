@@ -158,7 +158,9 @@ func TestUDPHub(t *testing.T) {
 	}
 	defer b.Close()
 	sent := make(chan error, 1)
-	go func() { sent <- a.Send(ctx, []byte("over udp, 255 bytes max")) }()
+	// A long frame (about 330 ms on the air) leaves time to see the busy notice.
+	payload := append([]byte("over udp, 255 bytes max"), make([]byte, 180)...)
+	go func() { sent <- a.Send(ctx, payload) }()
 	// b learns from the hub that the channel is busy while a transmits.
 	deadline := time.Now().Add(5 * time.Second)
 	sawBusy := false
@@ -175,7 +177,7 @@ func TestUDPHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(f.Payload) != "over udp, 255 bytes max" || f.RSSI != -90 || f.SNR != 7 {
+	if string(f.Payload) != string(payload) || f.RSSI != -90 || f.SNR != 7 {
 		t.Errorf("got %+v", f)
 	}
 	if err := <-sent; err != nil {
@@ -216,7 +218,8 @@ func TestUDPHubLoss(t *testing.T) {
 		t.Error("frame through a channel with 100 % loss")
 	}
 	// Poll: the hub accounts each loss when the frame's airtime ends.
-	for time.Now().Before(time.Now().Add(5 * time.Second)) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
 		if st, _ := h.Stats("b"); st.Lost == 3 {
 			return
 		}
