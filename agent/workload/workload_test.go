@@ -3,6 +3,7 @@ package workload_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -418,5 +419,49 @@ func TestRestore(t *testing.T) {
 	eventually(t, 2*time.Second, "adopted service gone", func() bool { return !alive(svc.PID) })
 	if !r.ev.hasLine("svc", "stdout", "terminated") {
 		t.Errorf("adopted service did not get SIGTERM through its pipe: %q", r.ev.lines("svc", "stdout"))
+	}
+}
+
+// TestRestoreAfterPowerCut: the records name another boot, and every
+// process is gone. Services come back, jobs are not re-run.
+func TestRestoreAfterPowerCut(t *testing.T) {
+	r := newRig(t)
+	svc := r.start(r.spec("svc", workload.Service, "serve"))
+	job := r.start(r.spec("job", workload.Job, "sleep", "10s"))
+	if err := r.sup.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{svc.PID, job.PID} {
+		killPID(pid)
+		eventually(t, 2*time.Second, "process gone", func() bool { return !alive(pid) })
+	}
+	for _, id := range []string{"svc", "job"} {
+		p := filepath.Join(r.dir, "workloads", id+".json")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["boot_id"] == "" || rec["pid_start"] == nil {
+			t.Fatalf("record %s lacks the process identity: %s", id, b)
+		}
+		rec["boot_id"] = "00000000-0000-0000-0000-000000000000"
+		b, _ = json.Marshal(rec)
+		os.WriteFile(p, b, 0o600)
+	}
+	r.sup = r.supervisor()
+	if _, err := r.sup.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := r.sup.Get("svc")
+	if st.State != workload.Running || st.PID == svc.PID || st.Restarts != 1 {
+		t.Errorf("service after power cut: %+v, want running again", st)
+	}
+	st, _ = r.sup.Get("job")
+	if st.State != workload.Exited || st.ExitCode != -1 || st.PID != 0 {
+		t.Errorf("job after power cut: %+v, want exited with unknown status, not re-run", st)
 	}
 }
