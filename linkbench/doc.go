@@ -12,8 +12,9 @@
 // total airtime in both directions ÷ the PHY limit, the rate of 255-byte
 // frames sent back to back at the same SF/BW/CR with an 8-symbol preamble.
 //
-// Two baselines are built in: Meshtastic-style stop-and-wait (200-byte
+// The baselines are built in: Meshtastic-style stop-and-wait (200-byte
 // chunks, 3 tries per chunk) and SCHC ACK-on-Error as profiled for LoRaWAN
-// by RFC 9011, without security. The nexfield link (package chunking) is
-// adapted to the same harness.
+// by RFC 9011, without security, with per-window ACKs (RFC 8724) or with
+// compound ACKs (RFC 9441). The nexfield link (package chunking) is adapted
+// to the same harness by chunking/chunkbench.
 package linkbench

@@ -268,3 +268,48 @@ func TestAirCancelledSendKeepsFrameOnAir(t *testing.T) {
 		}
 	})
 }
+
+func TestUDPHubCollision(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	h, err := ListenHub(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var rs []*Radio
+	for _, name := range []string{"a", "b", "c"} {
+		r, err := DialUDP(ctx, h.Addr(), &RadioOpts{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rs = append(rs, r)
+	}
+	// a and b start 255-byte frames (400 ms) within microseconds of each
+	// other: c gets neither, and neither hears the other.
+	errs := make(chan error, 2)
+	for _, r := range rs[:2] {
+		go func() { errs <- r.Send(ctx, make([]byte, 255)) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, _ := h.Stats("c"); st.Collided == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, _ := h.Stats("c"); st.Collided != 2 || st.Received != 0 {
+		t.Errorf("c: %+v, want 2 collided", st)
+	}
+	for _, r := range rs {
+		if _, err := receiveWithin(ctx, r, 100*time.Millisecond); err == nil {
+			t.Errorf("%v received a frame", r)
+		}
+	}
+}
