@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nexfield/nexfield/agent/nexapi"
@@ -98,6 +99,7 @@ func (a *Agent) handleStart(s *session, r micro.Request) {
 		return
 	}
 	resp.Name = spec.Name
+	reply := r.Reply()
 	a.handlers.Add(1)
 	go func() {
 		defer a.handlers.Done()
@@ -106,12 +108,31 @@ func (a *Agent) handleStart(s *session, r micro.Request) {
 		st, err := a.sup.Start(ctx, spec)
 		if err != nil {
 			a.log.Info("start failed", "workload_id", id, "err", err)
-			a.replyError(r, fmt.Sprintf("failed to run workload %s: %v", id, err), resp)
+			a.publishReply(s, reply, resp, fmt.Sprintf("failed to run workload %s: %v", id, err))
 			return
 		}
 		a.log.Info("workload started", "workload_id", id, "name", spec.Name, "lifecycle", string(spec.Lifecycle), "pid", st.PID)
-		a.respond(r, resp)
+		a.publishReply(s, reply, resp, "")
 	}()
+}
+
+// publishReply answers a request after its handler has returned. micro's
+// Request must not be used then (it records the outcome for its stats when
+// the handler returns), so the reply, with the same error headers, is
+// published directly.
+func (a *Agent) publishReply(s *session, reply string, body any, errDesc string) {
+	if reply == "" {
+		return
+	}
+	m := nats.NewMsg(reply)
+	m.Data, _ = json.Marshal(body)
+	if errDesc != "" {
+		m.Header.Set(micro.ErrorCodeHeader, nexapi.AgentErrorCode)
+		m.Header.Set(micro.ErrorHeader, errDesc)
+	}
+	if err := s.nc.PublishMsg(m); err != nil {
+		a.log.Debug("reply", "err", err)
+	}
 }
 
 // handleStop always answers: stopped=true from the owner, code 100 "workload
