@@ -131,6 +131,13 @@ func New(opts *Opts) (*Module, error) {
 		n, _ := strconv.Atoi(strings.TrimPrefix(tty.Name(), "/dev/pts/"))
 		o.UID = fmt.Sprintf("%024X", 0xA0FE1D00+n)
 	}
+	// creack/pty's ioctls go through File.Fd, which leaves the master in
+	// blocking mode, outside Go's poller: a Read blocked on it would then
+	// survive Close. Re-wrap a non-blocking duplicate so Close unblocks it.
+	if ptm, err = pollable(ptm); err != nil {
+		tty.Close()
+		return nil, fmt.Errorf("rylrsim: pseudo-terminal: %w", err)
+	}
 	// Raw until the host opens it: a cooked tty would echo our own output
 	// back to us and translate CR/LF in binary payloads.
 	if err := makeRaw(tty); err != nil {
@@ -152,6 +159,20 @@ func New(opts *Opts) (*Module, error) {
 	}
 	m.reboot(false)
 	return m, nil
+}
+
+func pollable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 func makeRaw(f *os.File) error {
