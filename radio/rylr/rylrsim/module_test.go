@@ -80,7 +80,7 @@ func TestATCommandSet(t *testing.T) {
 		{"AT+ADDRESS=120\r\n", "+OK"},
 		{"AT+ADDRESS?\r\n", "+ADDRESS=120"},
 		{"AT+PARAMETER=7,9,1,8\r\n", "+OK"}, // preamble 8 allowed on network 18
-		{"AT+NETWORKID=5\r\n", "+ERR=18"},  // ... but not on another network
+		{"AT+NETWORKID=5\r\n", "+ERR=18"},   // ... but not on another network
 		{"AT+PARAMETER=10,7,1,12\r\n", "+ERR=4"},
 		{"AT+PARAMETER=11,9,1,12\r\n", "+OK"},
 		{"AT+NETWORKID=5\r\n", "+OK"},
@@ -126,7 +126,7 @@ func TestBusyAndTiming(t *testing.T) {
 	defer m.Close()
 	c := dial(t, m)
 	c.line(time.Second)
-	// SF9/125, 50 bytes + 8 hidden: about 345 ms on air (radio.md §1.2, 12-symbol preamble: 50 B 345.1 ms... for 58 B more).
+	// SF9/125 with a 12-symbol preamble: 50 bytes + 8 hidden take ~390 ms on air.
 	data := strings.Repeat("z", 50)
 	start := time.Now()
 	if got := c.do("AT+SEND=0,50," + data + "\r\n"); got != "+OK" {
