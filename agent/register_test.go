@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,43 @@ func TestRegisterWithMintedCredentials(t *testing.T) {
 	// The endpoints answer on the agent connection.
 	if _, hdr, err := node.Ping(ctx, a.AgentID()); err != nil || hdr != a.AgentID() {
 		t.Errorf("ping: %q %v", hdr, err)
+	}
+}
+
+// TestStartsBeforeNATS: on a Pi the agent may start before the network or
+// the NATS server is up; it keeps trying and registers once both are there.
+func TestStartsBeforeNATS(t *testing.T) {
+	so := natstest.Options(t)
+	so.Port = freePort(t)
+	url := "nats://127.0.0.1:" + strconv.Itoa(so.Port)
+	a, err := agent.New(&agent.Opts{Servers: []string{url}, Name: "early", StateDir: t.TempDir(),
+		Heartbeat: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond, ReconnectWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, 5*time.Second, "a failed attempt", func() bool { return strings.Contains(a.Status(), "registering") && a.Healthy() != nil })
+
+	srv := natstest.RunServerWithOptions(t, so)
+	node, err := nodesim.New(natstest.Connect(t, srv), &nodesim.Opts{HeartbeatInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer node.Stop()
+	select {
+	case <-a.Ready():
+	case <-time.After(15 * time.Second):
+		t.Fatalf("not registered: %s", a.Status())
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if _, err := node.WaitHealthy(wctx, a.AgentID()); err != nil {
+		t.Fatal(err)
 	}
 }
