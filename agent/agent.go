@@ -224,6 +224,7 @@ func New(opts *Opts) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: artifact cache: %w", err)
 	}
+	a.dismissed = readDismissed(filepath.Join(o.StateDir, dismissedFile))
 	a.sup, err = workload.New(&workload.Opts{
 		StateDir:    filepath.Join(o.StateDir, "workloads"),
 		Artifacts:   a.store,
@@ -725,4 +726,58 @@ func (a *Agent) activeCount() int {
 		}
 	}
 	return n
+}
+
+// dismissedFile lists the finished workloads an operator stopped, so that
+// they stay out of queries after an agent restart.
+const dismissedFile = "dismissed.json"
+
+func readDismissed(path string) map[string]bool {
+	out := map[string]bool{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	var ids []string
+	if json.Unmarshal(b, &ids) != nil {
+		return out
+	}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
+
+// writeJSONAtomic writes v to path so that a power cut leaves either the old
+// or the new file: temp file, fsync, rename, fsync of the directory.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("agent: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("agent: sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("agent: close %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("agent: rename %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -208,9 +209,22 @@ func (a *Agent) dismiss(id string) {
 	if a.dismissed == nil {
 		a.dismissed = map[string]bool{}
 	}
+	if a.dismissed[id] {
+		return
+	}
 	a.dismissed[id] = true
+	// Only ids the supervisor still has a record of are worth keeping.
+	ids := make([]string, 0, len(a.dismissed))
+	for _, st := range a.sup.List() {
+		if a.dismissed[st.Spec.ID] {
+			ids = append(ids, st.Spec.ID)
+		}
+	}
+	slices.Sort(ids)
+	if err := writeJSONAtomic(filepath.Join(a.opts.StateDir, dismissedFile), ids); err != nil {
+		a.log.Warn("record dismissed workloads", "err", err)
+	}
 }
-
 func inNamespace(asked, ns string) bool { return asked == "system" || asked == ns }
 
 // handleGet returns the stored StartWorkloadRequest; it stays silent for

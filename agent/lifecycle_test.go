@@ -377,3 +377,27 @@ func TestExistingStateOfOtherAgents(t *testing.T) {
 		return ok && s.WorkloadState == "running" && s.Metadata["pid"] != strconv.Itoa(pid)
 	})
 }
+
+// TestFinishedJobDismissed: a finished job stays listed with its exit code
+// until an operator stops it; then it is gone, also after an agent restart.
+func TestFinishedJobDismissed(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	events := r.subscribe("$NEX.FEED.default.events.WORKLOADSTOPPED")
+	id := r.deploy(t, deployReq("once", "job", agent.StartRequest{URI: "file://" + workloadBin, Argv: []string{"exit", "2"}}))
+	nextMatching(t, events, id, 10*time.Second)
+	s, ok := r.summary(id)
+	if !ok || s.WorkloadState != "stopped" || s.Metadata["exit_code"] != "2" {
+		t.Fatalf("finished job %+v (listed %v)", s, ok)
+	}
+	if resp, err := r.node.Undeploy(context.Background(), "default", id); err != nil || !resp.Stopped {
+		t.Fatalf("stop finished job: %+v %v", resp, err)
+	}
+	if _, ok := r.summary(id); ok {
+		t.Fatal("dismissed job still listed")
+	}
+	r.stopAgent()
+	r.startAgent()
+	if _, ok := r.summary(id); ok {
+		t.Fatal("dismissed job listed again after an agent restart")
+	}
+}
