@@ -129,7 +129,7 @@ func New(opts *Opts) (*Module, error) {
 	if o.UID == "" {
 		// Distinct per emulated module, stable for a given tty.
 		n, _ := strconv.Atoi(strings.TrimPrefix(tty.Name(), "/dev/pts/"))
-		o.UID = fmt.Sprintf("%024X", 0xA0FE1D00+n)
+		o.UID = fmt.Sprintf("%024X", uint64(0xA0FE1D00)+uint64(n))
 	}
 	// creack/pty's ioctls go through File.Fd, which leaves the master in
 	// blocking mode, outside Go's poller: a Read blocked on it would then
