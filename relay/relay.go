@@ -57,6 +57,8 @@ var (
 	ErrPeerUnreachable = errors.New("relay: peer unreachable")
 	ErrTooLarge        = errors.New("relay: message too large")
 	ErrRadio           = errors.New("relay: radio fault")
+	// ErrPeerBusy: the peer refused the request for now (its queue is full).
+	ErrPeerBusy = errors.New("relay: peer busy")
 )
 
 // PeerHeader names the target peer (by name or address) on a request.
@@ -399,6 +401,8 @@ func (r *Relay) serve(ctx context.Context, j *job) {
 			code = codeUnreachable
 		case errors.Is(err, ErrRadio):
 			code = codeRadio
+		case errors.Is(err, ErrPeerBusy):
+			code = codeBusy
 		case errors.Is(err, context.Canceled):
 			code = codeBusy
 		}
