@@ -40,8 +40,8 @@ func addHardwareFlags(fs *flag.FlagSet) *hardwareConfig {
 	fs.IntVar(&h.baud, "baud", 115200, "rylr driver: serial baud rate (the module's AT+IPR)")
 	fs.StringVar(&h.module, "module", "auto", "rylr driver: module model: auto (from AT+VER?), rylr998, rylr896")
 	fs.StringVar(&h.encoding, "encoding", "raw", "rylr driver: payload encoding on the serial line: raw, or base64 for firmware that is not binary-safe (both ends alike)")
-	fs.IntVar(&h.address, "address", 0, "rylr driver: this module's AT+ADDRESS (0-65535)")
-	fs.IntVar(&h.destination, "destination", 0, "rylr driver: AT+SEND target address (0 reaches every module)")
+	fs.IntVar(&h.address, "module-address", 0, "rylr driver: this module's AT+ADDRESS (0-65535; the link layer does its own addressing)")
+	fs.IntVar(&h.destination, "module-destination", 0, "rylr driver: AT+SEND target address (0 reaches every module)")
 	fs.IntVar(&h.networkID, "network-id", 0, "rylr driver: AT+NETWORKID (0: the module's factory value, 18 on the RYLR998)")
 	fs.IntVar(&h.power, "power", 0, "output power in dBm (0: driver default: RYLR998 22, RYLR896 15, SX1276 17 on PA_BOOST)")
 	fs.StringVar(&h.resetPin, "reset-pin", "", "GPIO wired to the radio's reset line, e.g. GPIO25 (optional)")
@@ -72,7 +72,7 @@ func openHardware(ctx context.Context, c *radioConfig, region lora.Region, log *
 			return nil, usageError{err.Error()}
 		}
 		if h.address < 0 || h.address > 65535 || h.destination < 0 || h.destination > 65535 {
-			return nil, usageError{"--address and --destination must be 0..65535"}
+			return nil, usageError{"--module-address and --module-destination must be 0..65535"}
 		}
 		o := &rylr.Opts{Model: model, Encoding: enc, Address: uint16(h.address), Destination: uint16(h.destination),
 			NetworkID: h.networkID, BandHz: c.frequency, Params: c.params(), PowerDBm: h.power, Regulator: reg,
