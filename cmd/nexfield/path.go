@@ -1,11 +1,353 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
-func runRelay(ctx context.Context, e env, args []string) error { return errNotBuilt }
+	"github.com/nats-io/nats.go"
 
-func runPeer(ctx context.Context, e env, args []string) error { return errNotBuilt }
+	"github.com/nexfield/nexfield/chunking"
+	"github.com/nexfield/nexfield/demo"
+	"github.com/nexfield/nexfield/exchange"
+	"github.com/nexfield/nexfield/internal/cliconf"
+	"github.com/nexfield/nexfield/radio"
+	"github.com/nexfield/nexfield/relay"
+)
 
-func runSend(ctx context.Context, e env, args []string) error { return errNotBuilt }
+// relayConfig is what "nexfield relay" reads.
+type relayConfig struct {
+	server, creds, name, subject, peers, defaultPeer string
+	queue, maxMessage                                int
+	timeout                                          time.Duration
+	logFormat, logLevel                              string
+	radio                                            *radioConfig
+	link                                             *linkConfig
+}
 
-func runDemo(ctx context.Context, e env, args []string) error { return errNotBuilt }
+func relayFlags() (*flag.FlagSet, *relayConfig) {
+	c := &relayConfig{}
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.String("config", cliconf.DefaultConfigPath, "YAML configuration file (section \"relay:\")")
+	fs.StringVar(&c.server, "server", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated (env NATS_URL; under the agent NEX_WORKLOAD_NATS_SERVERS)")
+	cliconf.Alias(fs, "s", "server")
+	fs.StringVar(&c.creds, "creds", "", "NATS .creds file (under the agent the workload credentials from the environment are used)")
+	fs.StringVar(&c.name, "name", "nexfield-relay", "micro service name (nats micro ls)")
+	fs.StringVar(&c.subject, "subject", "field", "subject prefix: PREFIX.sentiment[.PEER], PREFIX.send[.PEER]")
+	fs.StringVar(&c.peers, "peers", "peer=2", "peers as name=address,... (addresses 1-254)")
+	fs.StringVar(&c.defaultPeer, "default-peer", "", "peer for requests that name none (default: the first of --peers)")
+	fs.IntVar(&c.queue, "queue", 16, "requests that may wait for the radio before callers get 503 busy")
+	fs.IntVar(&c.maxMessage, "max-message", 64<<10, "largest request in bytes")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit of one request, queueing included")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.radio = addRadioFlags(fs)
+	c.link = addLinkFlags(fs, 1)
+	return fs, c
+}
+
+func runRelay(ctx context.Context, e env, args []string) error {
+	fs, c := relayFlags()
+	fs.SetOutput(e.stderr)
+	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "relay",
+		EnvAliases: map[string][]string{"server": {"NATS_URL", "NEX_WORKLOAD_NATS_SERVERS"}}}); err != nil {
+		return err
+	}
+	log, err := newLogger(e.stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	peers, err := parsePeers(c.peers)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	opts, err := workloadNATSOptions(c.creds)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.server, append(opts, nats.Name(c.name), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return fmt.Errorf("relay: connect %s: %w", c.server, err)
+	}
+	defer nc.Close()
+	r, err := c.radio.open(ctx, "relay", log.With("component", "radio"))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	link, err := c.link.open(r, log.With("component", "link"))
+	if err != nil {
+		return err
+	}
+	defer link.Close()
+	rl, err := relay.New(nc, relay.OverLink(link), &relay.Opts{
+		Name: c.name, Version: semver(), Subject: c.subject, Address: uint8(c.link.address), Peers: peers,
+		DefaultPeer: c.defaultPeer, QueueDepth: c.queue, Timeout: c.timeout, MaxMessage: c.maxMessage,
+		Logger: log.With("component", "relay"),
+	})
+	if err != nil {
+		return err
+	}
+	return rl.Run(ctx)
+}
+
+// workloadNATSOptions returns the credentials a workload got from the agent
+// (NEX_WORKLOAD_NATS_B64_JWT and NEX_WORKLOAD_NATS_NKEY), or a creds file.
+func workloadNATSOptions(creds string) ([]nats.Option, error) {
+	if creds != "" {
+		return []nats.Option{nats.UserCredentials(creds)}, nil
+	}
+	b64, seed := os.Getenv("NEX_WORKLOAD_NATS_B64_JWT"), os.Getenv("NEX_WORKLOAD_NATS_NKEY")
+	if b64 == "" {
+		return nil, nil
+	}
+	jwt, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		if jwt, err = base64.RawURLEncoding.DecodeString(b64); err != nil {
+			return nil, fmt.Errorf("relay: NEX_WORKLOAD_NATS_B64_JWT is not base64: %w", err)
+		}
+	}
+	if !strings.HasPrefix(seed, "SU") {
+		return nil, errors.New("relay: NEX_WORKLOAD_NATS_B64_JWT is set but NEX_WORKLOAD_NATS_NKEY holds no user seed")
+	}
+	return []nats.Option{nats.UserJWTAndSeed(string(jwt), seed)}, nil
+}
+
+func parsePeers(s string) ([]relay.Peer, error) {
+	var out []relay.Peer
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("peer %q is not name=address", part)
+		}
+		n, err := strconv.Atoi(addr)
+		if err != nil || n < 1 || n > 254 {
+			return nil, fmt.Errorf("peer %q: address must be 1-254", part)
+		}
+		out = append(out, relay.Peer{Name: name, Addr: uint8(n)})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no peers given")
+	}
+	return out, nil
+}
+
+// semver is the build version as a micro service accepts it.
+func semver() string {
+	v := strings.TrimPrefix(version, "v")
+	if _, _, ok := strings.Cut(v, "."); !ok {
+		return "0.0.0"
+	}
+	return v
+}
+
+func runDemo(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var messages multiFlag
+	fs.Var(&messages, "message", "send this text instead of the samples (repeatable; PEER:TEXT picks the peer)")
+	asJSON := fs.Bool("json", false, "print one JSON object per answer")
+	keep := fs.Bool("keep", false, "keep everything running after the samples and print commands to try")
+	migrate := fs.Bool("migrate", false, "run two agents and move the relay between them while requests flow")
+	loss := fs.Float64("loss", 0.05, "simulated frame loss on the channel (0-1)")
+	seed := fs.Int64("seed", 1, "seed of the simulated channel")
+	verbose := fs.Bool("v", false, "show the logs of every process")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := "warn"
+	if *verbose {
+		level = "debug"
+	}
+	log, _ := newLogger(e.stderr, "text", level)
+	var samples []demo.Sample
+	for _, m := range messages {
+		s := demo.Sample{Text: m}
+		if p, t, ok := strings.Cut(m, ":"); ok && (p == "north" || p == "south") {
+			s = demo.Sample{Peer: p, Text: strings.TrimSpace(t)}
+		}
+		samples = append(samples, s)
+	}
+	if e.self == "" {
+		return errors.New("demo: cannot find the nexfield executable")
+	}
+	fmt.Fprintln(e.stdout, "nexfield demo: NATS + JetStream, a Nex node stand-in, the agent, the relay pulled from the object store, two air-gapped peers on a simulated 915 MHz channel")
+	_, err := demo.Run(ctx, demo.Opts{Self: e.self, Samples: samples, JSON: *asJSON, Keep: *keep, Migrate: *migrate,
+		Loss: *loss, Seed: *seed, Out: e.stdout, Logger: log, Verbose: *verbose})
+	return err
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// sendConfig is what "nexfield send" reads.
+type sendConfig struct {
+	to       int
+	raw      bool
+	asJSON   bool
+	timeout  time.Duration
+	logLevel string
+	radio    *radioConfig
+	link     *linkConfig
+}
+
+func sendFlags() (*flag.FlagSet, *sendConfig) {
+	c := &sendConfig{}
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.String("config", cliconf.DefaultConfigPath, "YAML configuration file (section \"send:\")")
+	fs.IntVar(&c.to, "to", 2, "address of the peer to ask")
+	fs.BoolVar(&c.raw, "raw", false, "send the text as a raw message (the peer echoes it) instead of asking for its sentiment")
+	fs.BoolVar(&c.asJSON, "json", false, "print the answer as JSON")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
+	fs.StringVar(&c.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	c.radio = addRadioFlags(fs)
+	c.link = addLinkFlags(fs, 1)
+	return fs, c
+}
+
+func runSend(ctx context.Context, e env, args []string) error {
+	fs, c := sendFlags()
+	fs.SetOutput(e.stderr)
+	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "send"}); err != nil {
+		return err
+	}
+	text := strings.Join(fs.Args(), " ")
+	if text == "-" || (text == "" && !isTerminal(e.stdin)) {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, int64(c.link.maxMessage)+1))
+		if err != nil {
+			return err
+		}
+		text = strings.TrimRight(string(b), "\n")
+	}
+	if text == "" {
+		return usageError{"send: nothing to send (give TEXT, or pipe it in)"}
+	}
+	if c.to < 1 || c.to > 254 {
+		return usageError{"send: --to must be 1-254"}
+	}
+	log, err := newLogger(e.stderr, "text", c.logLevel)
+	if err != nil {
+		return err
+	}
+	r, err := c.radio.open(ctx, "send", log.With("component", "radio"))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	l, err := c.link.open(r, log.With("component", "link"))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	kind := exchange.KindSentiment
+	if c.raw {
+		kind = exchange.KindRaw
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	bar := newProgressBar(e.stderr, r, l.Overhead())
+	reply, st, err := l.Request(ctx, chunking.Addr(c.to), exchange.EncodeRequest(kind, []byte(text)), chunking.WithProgress(bar.update))
+	bar.done()
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	body, err := exchange.DecodeReply(reply)
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	out := relay.Reply{Peer: fmt.Sprint(c.to), Via: c.link.address, RSSI: st.RSSI, SNR: st.SNR,
+		AirtimeMS: float64(st.Airtime.Microseconds()) / 1000, Frames: st.Frames + st.Received, Retries: st.Retries,
+		LatencyMS: float64(st.Latency.Microseconds()) / 1000}
+	if c.raw {
+		out.Data = body
+	} else {
+		s, err := exchange.DecodeSentiment(body)
+		if err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		out.Label, out.Scores = s.Label, s.Scores
+	}
+	if c.asJSON {
+		return json.NewEncoder(e.stdout).Encode(out)
+	}
+	if c.raw {
+		fmt.Fprintf(e.stdout, "%s\n", body)
+	} else {
+		fmt.Fprintf(e.stdout, "%s (positive %.2f, neutral %.2f, negative %.2f)\n", out.Label,
+			out.Scores["positive"], out.Scores["neutral"], out.Scores["negative"])
+	}
+	fmt.Fprintf(e.stdout, "%d frames, %d retries, %.0f ms on air, %.0f ms total, RSSI %.0f dBm, SNR %.1f dB\n",
+		out.Frames, out.Retries, out.AirtimeMS, out.LatencyMS, out.RSSI, out.SNR)
+	return nil
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws "[#####-----] 12/40 frames acked, ~3.2 s on air left"
+// on one terminal line for long messages.
+type progressBar struct {
+	w        io.Writer
+	perFrame int           // payload bytes per frame
+	frameToA time.Duration // time on air of a full frame
+	drawn    bool
+	last     time.Time
+}
+
+func newProgressBar(w io.Writer, r radio.Radio, overhead int) *progressBar {
+	p := &progressBar{w: w, perFrame: r.MTU() - overhead}
+	if at, ok := r.(radio.Airtimer); ok {
+		p.frameToA = at.Airtime(r.MTU())
+	}
+	if p.perFrame < 1 {
+		p.perFrame = 1
+	}
+	return p
+}
+
+func (p *progressBar) update(pr chunking.Progress) {
+	frames := (pr.Total + p.perFrame - 1) / p.perFrame
+	if frames < 4 {
+		return // one short exchange needs no bar
+	}
+	if time.Since(p.last) < 100*time.Millisecond && pr.Acked < pr.Total {
+		return
+	}
+	p.last = time.Now()
+	acked := pr.Acked / p.perFrame
+	if pr.Acked == pr.Total {
+		acked = frames
+	}
+	const width = 30
+	filled := width * acked / frames
+	left := time.Duration(frames-acked) * p.frameToA
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d frames acked, ~%.1f s on air left ", strings.Repeat("#", filled),
+		strings.Repeat("-", width-filled), acked, frames, left.Seconds())
+	p.drawn = true
+}
+
+func (p *progressBar) done() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
