@@ -7,8 +7,8 @@ import (
 	"github.com/nexfield/nexfield/agent/nexapi"
 )
 
-// FuzzInbound decodes arbitrary bytes as every message an agent receives
-// from the network; decoding must never panic, and whatever decodes must
+// FuzzInbound decodes arbitrary bytes as every message an agent (or the
+// node stand-in) receives from the network; decoding must never panic, and whatever decodes must
 // encode again and decode to the same value.
 func FuzzInbound(f *testing.F) {
 	for _, c := range loadCapture(f) {
@@ -21,6 +21,9 @@ func FuzzInbound(f *testing.F) {
 			&nexapi.AgentStartWorkloadRequest{}, &nexapi.StopWorkloadRequest{}, &nexapi.CloneWorkloadRequest{},
 			&nexapi.AgentListWorkloadsRequest{}, &nexapi.LameduckRequest{}, &nexapi.RegisterRemoteAgentResponse{},
 			&nexapi.RegisterAgentResponse{}, &nexapi.NodeHeartbeat{}, &nexapi.AgentHeartbeat{},
+			// what the node stand-in reads from agents and clients
+			&nexapi.RegisterAgentRequest{}, &nexapi.AuctionRequest{}, &nexapi.NodePingRequest{},
+			&nexapi.StartWorkloadRequest{},
 		} {
 			if json.Unmarshal(data, v) != nil {
 				continue
