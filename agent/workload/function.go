@@ -69,6 +69,10 @@ func (fn *function) shutdown() {
 	fn.closed = true
 	fn.mu.Unlock()
 	fn.sub.Unsubscribe()
+	// The round trip makes the server drop the interest before Stop
+	// returns: a trigger sent afterwards finds no responders instead of
+	// a closing connection.
+	fn.nc.FlushTimeout(2 * time.Second)
 	fn.cancel()
 	fn.running.Wait()
 	fn.nc.Close()

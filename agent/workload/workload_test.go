@@ -119,6 +119,15 @@ func TestServiceRestartsAfterKill(t *testing.T) {
 	if now.Restarts != 1 {
 		t.Errorf("restarts %d, want 1", now.Restarts)
 	}
+	eventually(t, 5*time.Second, "restarted service handles SIGTERM", func() bool {
+		n := 0
+		for _, l := range r.ev.lines("svc", "stdout") {
+			if l == "ready" {
+				n++
+			}
+		}
+		return n == 2
+	})
 	stopped, err := r.sup.Stop(context.Background(), "svc")
 	if err != nil || stopped.State != workload.Stopped || stopped.ExitCode != 0 {
 		t.Errorf("stop: %+v %v, want stopped with code 0", stopped, err)

@@ -35,6 +35,7 @@ func main() {
 	case "serve": // tick until SIGTERM; args[0]: a file to write our pid to
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM)
+		fmt.Println("ready")
 		if len(args) > 0 {
 			os.WriteFile(args[0], []byte(strconv.Itoa(os.Getpid())), 0o644)
 		}
