@@ -461,7 +461,10 @@ func (d *Dev) commandBytes(ctx context.Context, line []byte, label string, timeo
 			case r.kind == kindOK && query == "", r.kind == kindValue && r.name == query:
 				return r, nil
 			case r.kind == kindErr:
-				d.settle()
+				if r.code == 5 || r.code == 1 || r.code == 2 {
+					// Framing errors: the module may have split our line.
+					d.settle()
+				}
 				return r, &ATError{Model: d.model, Command: label, Code: r.code}
 			case r.kind == kindReady:
 				d.settle()
