@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/agent/nodesim"
 	"github.com/nexfield/nexfield/radio/sim"
 	"github.com/nexfield/nexfield/relay"
@@ -80,6 +81,7 @@ type env struct {
 	hub    string // address of the simulated channel
 	air    *sim.Hub
 	psk    string // path of the link key file
+	res    *Result
 	node   *nodesim.Node
 	agents []*agentRun
 
@@ -88,9 +90,24 @@ type env struct {
 	deployed map[string][]string // agent name -> workload ids
 }
 
+// Result is what a demo run produced, with the evidence of how: the relay
+// workload as the node saw it and the cached binary the agent ran it from.
+type Result struct {
+	Answers []Answer
+	// Migration is set with Opts.Migrate.
+	Migration *MigrationReport
+	// Relay is the relay workload as the node's QUERYWORKLOADS reported it.
+	Relay nexapi.WorkloadSummary
+	// Uploaded is the object store digest of the nexfield binary.
+	Uploaded string
+	// RelayBinary is the agent's cache file the relay ran from; its SHA-256
+	// is Uploaded.
+	RelayBinary string
+}
+
 // Run runs the demo until the samples are answered (or, with Keep, until ctx
 // ends) and stops everything it started.
-func Run(ctx context.Context, o Opts) (answers []Answer, err error) {
+func Run(ctx context.Context, o Opts) (res *Result, err error) {
 	if o.Self == "" {
 		return nil, errors.New("demo: the nexfield executable is required")
 	}
@@ -103,7 +120,7 @@ func Run(ctx context.Context, o Opts) (answers []Answer, err error) {
 	if o.Samples == nil {
 		o.Samples = Samples()
 	}
-	e := &env{o: o, log: o.Logger}
+	e := &env{o: o, log: o.Logger, res: &Result{}}
 	defer e.stopAll()
 	if e.dir = o.Dir; e.dir == "" {
 		if e.dir, err = os.MkdirTemp("", "nexfield-demo-"); err != nil {
@@ -131,20 +148,19 @@ func Run(ctx context.Context, o Opts) (answers []Answer, err error) {
 		e.log.Info(s.name, "ms", time.Since(start).Milliseconds())
 	}
 	if o.Migrate {
-		return nil, e.migrate(ctx)
+		return e.res, e.migrate(ctx)
 	}
-	answers = e.ask(ctx, o.Samples)
+	answers := e.ask(ctx, o.Samples)
+	e.res.Answers = answers
 	e.report(answers)
 	if o.Keep {
 		fmt.Fprintf(o.Out, "\nEverything keeps running; try:\n  nats --server %s req field.sentiment 'Rethink Con is great'\n  nats --server %s req field.sentiment.south 'Copy that, over.'\n  nats --server %s micro ls\nCtrl-C stops it all.\n", e.ns.ClientURL(), e.ns.ClientURL(), e.ns.ClientURL())
 		<-ctx.Done()
 	}
-	for _, a := range answers {
-		if a.Error != "" {
-			return answers, fmt.Errorf("demo: %d of %d requests failed", countFailed(answers), len(answers))
-		}
+	if n := countFailed(answers); n > 0 {
+		return e.res, fmt.Errorf("demo: %d of %d requests failed", n, len(answers))
 	}
-	return answers, nil
+	return e.res, nil
 }
 
 func countFailed(as []Answer) int {
@@ -226,6 +242,7 @@ func (e *env) upload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.res.Uploaded = info.Digest
 	e.log.Info("uploaded", "object", Bucket+"/"+Object, "bytes", info.Size, "digest", info.Digest)
 	return nil
 }

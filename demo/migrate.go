@@ -85,6 +85,7 @@ func (e *env) migrate(ctx context.Context) error {
 	sleepCtx(ctx, 3*time.Second)
 	close(stop)
 	wg.Wait()
+	e.res.Migration = &rep
 	e.printMigration(rep)
 	if rep.Failed > 0 {
 		return fmt.Errorf("demo: %d of %d requests failed during the move", rep.Failed, rep.Requests)

@@ -2,9 +2,14 @@ package demo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -144,11 +149,51 @@ func (e *env) deployOn(ctx context.Context, ar *agentRun, addr int) (string, err
 }
 
 func (e *env) deployRelay(ctx context.Context) error {
-	if _, err := e.deployOn(ctx, e.agents[0], 1); err != nil {
+	id, err := e.deployOn(ctx, e.agents[0], 1)
+	if err != nil {
 		return err
 	}
 	if err := e.waitService(ctx, "nexfield-relay", 20*time.Second); err != nil {
 		return fmt.Errorf("%w (agent status: %s)", err, e.agents[0].a.Status())
 	}
-	return nil
+	ws, err := e.node.Query(ctx, "default", nil)
+	if err != nil {
+		return fmt.Errorf("query workloads: %w", err)
+	}
+	for _, w := range ws {
+		if w.ID == id {
+			e.res.Relay = w
+		}
+	}
+	e.res.RelayBinary, err = cachedFile(filepath.Join(e.dir, e.agents[0].name, "artifacts"), e.res.Uploaded)
+	return err
+}
+
+// cachedFile finds the file in dir whose SHA-256 is digest ("SHA-256=" and
+// URL-safe base64, as the object store writes it).
+func cachedFile(dir, digest string) (string, error) {
+	want, ok := strings.CutPrefix(digest, "SHA-256=")
+	if !ok {
+		return "", fmt.Errorf("digest %q is not SHA-256", digest)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, de := range entries {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, de.Name()))
+		if err != nil {
+			continue
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err == nil && strings.TrimRight(base64.URLEncoding.EncodeToString(h.Sum(nil)), "=") == strings.TrimRight(want, "=") {
+			return filepath.Join(dir, de.Name()), nil
+		}
+	}
+	return "", fmt.Errorf("no file in the agent's cache %s has the uploaded digest", dir)
 }
