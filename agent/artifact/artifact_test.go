@@ -265,6 +265,45 @@ func TestVariants(t *testing.T) {
 	}
 }
 
+func TestCheckARMAttributes(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		cpuArch byte
+		arm     string
+		ok      bool
+	}{
+		{"v7 binary on ARMv7", 10, "7", true},
+		{"v7 binary on ARMv6", 10, "6", false},
+		{"v6KZ binary on ARMv6", 7, "6", true},
+		{"v8 AArch32 binary on ARMv7", 14, "7", true},
+		{"v8 AArch32 binary on ARMv6", 14, "6", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(p, armAttrELF(tc.cpuArch), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = artifact.Platform{OS: "linux", Arch: "arm", ARM: tc.arm}.Check(f)
+			if tc.ok && err != nil {
+				t.Errorf("refused: %v", err)
+			}
+			if !tc.ok && (!errors.Is(err, artifact.ErrWrongArch) || !strings.Contains(err.Error(), "needs ARMv7")) {
+				t.Errorf("got %v, want ErrWrongArch naming ARMv7", err)
+			}
+			// Unknown level: nothing to compare, accepted.
+			if err := (artifact.Platform{OS: "linux", Arch: "arm"}).Check(f); err != nil {
+				t.Errorf("unknown machine level: %v", err)
+			}
+		})
+	}
+}
+
 func TestCheckInterpreter(t *testing.T) {
 	const interp = "/lib64/ld-linux-x86-64.so.2"
 	b, err := os.ReadFile("/bin/true")

@@ -16,6 +16,8 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte("\x7fELF"))
 	f.Add([]byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00\x01\x00\x00\x00"))
 	f.Add([]byte("hello"))
+	f.Add(armAttrELF(10))
+	f.Add(armAttrELF(6))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(dir, "x")

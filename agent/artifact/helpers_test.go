@@ -3,6 +3,7 @@ package artifact_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"time"
 
@@ -187,3 +188,50 @@ func patchInterp(t testing.TB, b []byte, from string) []byte {
 }
 
 func jetstreamMeta(name string) jetstream.ObjectMeta { return jetstream.ObjectMeta{Name: name} }
+
+// armAttrELF builds a minimal static 32-bit ARM executable (no program
+// headers) whose .ARM.attributes section says Tag_CPU_arch = cpuArch, as a
+// C toolchain writes it (10 = ARMv7, 6 = ARMv6).
+func armAttrELF(cpuArch byte) []byte {
+	le := binary.LittleEndian
+	var attrs bytes.Buffer
+	attrs.WriteByte(5) // Tag_CPU_name
+	attrs.WriteString("test\x00")
+	attrs.Write([]byte{6, cpuArch}) // Tag_CPU_arch
+	attrs.Write([]byte{8, 1})       // Tag_ARM_ISA_use
+	var file bytes.Buffer
+	file.WriteByte(1) // Tag_File
+	binary.Write(&file, le, uint32(5+attrs.Len()))
+	file.Write(attrs.Bytes())
+	var sec bytes.Buffer
+	sec.WriteByte('A')
+	binary.Write(&sec, le, uint32(4+len("aeabi\x00")+file.Len()))
+	sec.WriteString("aeabi\x00")
+	sec.Write(file.Bytes())
+	shstr := []byte("\x00.ARM.attributes\x00.shstrtab\x00")
+
+	const ehsize, shentsize = 52, 40
+	attrOff := uint32(ehsize)
+	strOff := attrOff + uint32(sec.Len())
+	shOff := (strOff + uint32(len(shstr)) + 3) &^ 3
+	var out bytes.Buffer
+	out.Write([]byte{0x7f, 'E', 'L', 'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	for _, v := range []any{uint16(2), uint16(40), uint32(1), uint32(0x10000), uint32(0), shOff,
+		uint32(0x05000400), uint16(ehsize), uint16(32), uint16(0), uint16(shentsize), uint16(3), uint16(2)} {
+		binary.Write(&out, le, v)
+	}
+	out.Write(sec.Bytes())
+	out.Write(shstr)
+	for out.Len() < int(shOff) {
+		out.WriteByte(0)
+	}
+	sh := func(name, typ, off, size uint32) {
+		for _, v := range []uint32{name, typ, 0, 0, off, size, 0, 0, 1, 0} {
+			binary.Write(&out, le, v)
+		}
+	}
+	sh(0, 0, 0, 0)
+	sh(1, 0x70000003, attrOff, uint32(sec.Len())) // SHT_ARM_ATTRIBUTES
+	sh(17, 3, strOff, uint32(len(shstr)))         // SHT_STRTAB
+	return out.Bytes()
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -124,6 +125,10 @@ func (p Platform) Check(f *os.File) error {
 		}
 	}
 	if p.Arch == "arm" && p.ARM != "" {
+		if lvl := armArchLevel(ef); lvl > 0 && strconv.Itoa(lvl) > p.ARM {
+			return fmt.Errorf("%w: binary needs ARMv%d (its .ARM.attributes say so), this machine is ARMv%s; build it for ARMv%s (e.g. Raspberry Pi OS armhf, or -march=armv%s) or upload a .%s-armv%s variant",
+				ErrWrongArch, lvl, p.ARM, p.ARM, p.ARM, p.OS, p.ARM)
+		}
 		if bi, err := buildinfo.Read(f); err == nil {
 			for _, s := range bi.Settings {
 				if s.Key != "GOARM" {
@@ -184,4 +189,112 @@ func armFloat(f io.ReaderAt, ef *elf.File) string {
 		return "ARM soft-float"
 	}
 	return "ARM"
+}
+
+// armArchLevel reads Tag_CPU_arch from the .ARM.attributes section that C
+// toolchains write into ARM binaries (the "aeabi" public attributes of the
+// whole file, ARM IHI 0045): the ARM architecture level the code needs, 5,
+// 6 or 7, or 0 when the section is absent or unreadable (Go binaries have
+// none; their GOARM is in the build info instead). This catches a Debian
+// armhf binary (ARMv7) on a Pi Zero (ARMv6), which would die of SIGILL.
+func armArchLevel(ef *elf.File) int {
+	sec := ef.Section(".ARM.attributes")
+	if sec == nil || sec.Size > 1<<16 || sec.Type == elf.SHT_NOBITS {
+		return 0
+	}
+	b, err := sec.Data()
+	if err != nil || len(b) < 1 || b[0] != 'A' {
+		return 0
+	}
+	bo := ef.ByteOrder
+	for b = b[1:]; len(b) >= 4; {
+		n := bo.Uint32(b)
+		if n < 4 || uint64(n) > uint64(len(b)) {
+			return 0
+		}
+		sub := b[4:n]
+		b = b[n:]
+		i := bytes.IndexByte(sub, 0)
+		if i < 0 || string(sub[:i]) != "aeabi" {
+			continue
+		}
+		for sub = sub[i+1:]; len(sub) >= 5; {
+			tag, size := sub[0], bo.Uint32(sub[1:5])
+			if size < 5 || uint64(size) > uint64(len(sub)) {
+				return 0
+			}
+			attrs := sub[5:size]
+			sub = sub[size:]
+			if tag != 1 { // Tag_File; section and symbol scopes are skipped
+				continue
+			}
+			for len(attrs) > 0 {
+				t, k := uleb128(attrs)
+				if k == 0 {
+					return 0
+				}
+				attrs = attrs[k:]
+				switch {
+				case t == 6: // Tag_CPU_arch
+					v, k := uleb128(attrs)
+					if k == 0 {
+						return 0
+					}
+					return armLevel(v)
+				case t == 4 || t == 5 || (t > 32 && t%2 == 1): // NTBS values
+					j := bytes.IndexByte(attrs, 0)
+					if j < 0 {
+						return 0
+					}
+					attrs = attrs[j+1:]
+				case t == 32: // Tag_compatibility: ULEB128 flag, NTBS vendor
+					_, k := uleb128(attrs)
+					if k == 0 {
+						return 0
+					}
+					j := bytes.IndexByte(attrs[k:], 0)
+					if j < 0 {
+						return 0
+					}
+					attrs = attrs[k+j+1:]
+				default: // ULEB128 values
+					_, k := uleb128(attrs)
+					if k == 0 {
+						return 0
+					}
+					attrs = attrs[k:]
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// armLevel maps Tag_CPU_arch to the level compared with the machine's.
+// ARMv8 AArch32 code counts as 7: a Pi 3 or 4 on a 32-bit OS reports
+// armv7l and runs it.
+func armLevel(v uint64) int {
+	switch {
+	case v <= 5: // pre-v4 .. v5TEJ
+		return 5
+	case v == 6, v == 7, v == 9, v == 11, v == 12: // v6, v6KZ, v6K, v6-M, v6S-M
+		return 6
+	default: // v6T2 (Thumb-2), v7, v7E-M, v8 and later
+		return 7
+	}
+}
+
+// uleb128 decodes one unsigned LEB128 number; k is 0 when b ends first
+// or the number does not fit.
+func uleb128(b []byte) (v uint64, k int) {
+	for i, c := range b {
+		if i == 9 {
+			return 0, 0
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			return v, i + 1
+		}
+	}
+	return 0, 0
 }
