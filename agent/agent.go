@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -207,16 +208,16 @@ func New(opts *Opts) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: own schema: %w", err)
 	}
-	xkp, err := nkeys.CreateCurveKeys()
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("agent: state dir: %w", err)
+	}
+	xkp, err := loadXkey(filepath.Join(o.StateDir, xkeyFile))
 	if err != nil {
-		return nil, fmt.Errorf("agent: xkey: %w", err)
+		return nil, err
 	}
 	xpub, err := xkp.PublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("agent: xkey: %w", err)
-	}
-	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("agent: state dir: %w", err)
 	}
 	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkp: xkp, xkey: xpub, ready: make(chan struct{})}
 	a.start = a.clk.Now()
@@ -755,12 +756,22 @@ func writeJSONAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeFileAtomic(path, b, 0o644)
+}
+
+// writeFileAtomic writes b to path with mode perm: temp file, fsync,
+// rename, fsync of the directory.
+func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	defer os.Remove(f.Name())
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("agent: chmod %s: %w", path, err)
+	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return fmt.Errorf("agent: write %s: %w", path, err)
@@ -780,4 +791,32 @@ func writeJSONAtomic(path string, v any) error {
 		d.Close()
 	}
 	return nil
+}
+
+// xkeyFile holds the seed of the agent's curve key, so that public_xkey
+// (and what was sealed to it) survives agent restarts.
+const xkeyFile = "xkey.seed"
+
+func loadXkey(path string) (nkeys.KeyPair, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		kp, err := nkeys.FromCurveSeed(bytes.TrimSpace(b))
+		if err != nil {
+			return nil, fmt.Errorf("agent: xkey seed %s: %w", path, err)
+		}
+		return kp, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("agent: xkey seed: %w", err)
+	}
+	kp, err := nkeys.CreateCurveKeys()
+	if err != nil {
+		return nil, fmt.Errorf("agent: xkey: %w", err)
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, fmt.Errorf("agent: xkey: %w", err)
+	}
+	if err := writeFileAtomic(path, seed, 0o600); err != nil {
+		return nil, err
+	}
+	return kp, nil
 }

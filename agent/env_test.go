@@ -3,6 +3,8 @@ package agent
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -84,5 +86,29 @@ func TestCredsServers(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestXkeyPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), xkeyFile)
+	a, err := loadXkey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadXkey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, _ := a.PublicKey()
+	pb, _ := b.PublicKey()
+	if pa != pb || !strings.HasPrefix(pa, "X") {
+		t.Fatalf("public xkey changed across loads: %s, %s", pa, pb)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("seed file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	os.WriteFile(path, []byte("not a seed"), 0o600)
+	if _, err := loadXkey(path); err == nil {
+		t.Fatal("corrupt seed accepted")
 	}
 }
