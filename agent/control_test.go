@@ -74,3 +74,27 @@ func TestControlPlane(t *testing.T) {
 		t.Errorf("undeploy %+v", stopped)
 	}
 }
+
+// TestNodeLameduck: `nex node lameduck` against the stand-in puts the agent
+// in lameduck, emits NODELAMEDUCKSET and stops the node after the delay.
+func TestNodeLameduck(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	events := r.subscribe(nexapi.EventSubject(r.node.ID(), nexapi.EventNodeLameduckSet))
+	b, _ := json.Marshal(nexapi.LameduckRequest{Delay: "500ms"})
+	m, err := r.nc.Request("$NEX.SVC.system.control.LAMEDUCK."+r.node.ID(), b, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp nexapi.LameduckResponse
+	if json.Unmarshal(m.Data, &resp); !resp.Success || !strings.HasPrefix(resp.Message, "node entering lameduck mode") {
+		t.Fatalf("lameduck reply %s", m.Data)
+	}
+	if _, err := events.NextMsg(2 * time.Second); err != nil {
+		t.Errorf("no NODELAMEDUCKSET event: %v", err)
+	}
+	eventually(t, 5*time.Second, "agent in lameduck", func() bool { return strings.HasPrefix(r.agent.Status(), "lameduck") })
+	eventually(t, 5*time.Second, "node stopped", func() bool {
+		_, err := r.nc.Request("$NEX.SVC.system.control.PING."+r.node.ID(), []byte(`{"filter":null}`), 200*time.Millisecond)
+		return err != nil
+	})
+}

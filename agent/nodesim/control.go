@@ -33,6 +33,7 @@ func (n *Node) addControl(svc micro.Service) error {
 		{"PingNexus", "$NEX.SVC.system.control.PING", n.handleNodePing},
 		{"PingNode", "$NEX.SVC.system.control.PING." + n.id, n.handleNodePing},
 		{"NodeInfo", "$NEX.SVC.system.control.INFO." + n.id, n.handleNodeInfo},
+		{"LameduckNode", "$NEX.SVC.system.control.LAMEDUCK." + n.id, n.handleLameduck},
 	}
 	for _, ep := range eps {
 		if err := svc.AddEndpoint(ep.name, ep.h, micro.WithEndpointSubject(ep.subject), micro.WithEndpointQueueGroup(n.id)); err != nil {
@@ -238,4 +239,46 @@ func (n *Node) handleNodeInfo(r micro.Request) {
 	n.mu.Unlock()
 	_ = r.RespondJSON(nexapi.NodeInfoResponse{NodeAgentSummaries: sums, NodeID: n.id, Tags: n.tags(),
 		Uptime: n.clk.Now().Sub(start).String(), Version: "0.0.0", Xkey: n.xkey})
+}
+
+// handleLameduck does what `nex node lameduck` asks of the node: tell the
+// agents (SETLAMEDUCK), emit NODELAMEDUCKSET, answer, and stop the node
+// after the delay. A tag the node lacks makes it stay silent.
+func (n *Node) handleLameduck(r micro.Request) {
+	var req nexapi.LameduckRequest
+	if err := json.Unmarshal(r.Data(), &req); err != nil {
+		nodeError(r, 400, "failed to unmarshal lameduck request")
+		return
+	}
+	tags := n.tags()
+	for k, v := range req.Tag {
+		if tags[k] != v {
+			return
+		}
+	}
+	delay, err := time.ParseDuration(req.Delay)
+	if err != nil || delay < 0 {
+		nodeError(r, 400, "invalid delay")
+		return
+	}
+	if _, err := n.SetLameduck(context.Background(), delay); err != nil {
+		n.log.Debug("lameduck agents", "err", err)
+	}
+	at := n.clk.Now().Add(delay)
+	ev, _ := json.Marshal(nexapi.NodeLameduckSetEvent{ID: n.id, Time: at.UTC().Format(time.RFC3339Nano)})
+	_ = n.nc.Publish(nexapi.EventSubject(n.id, nexapi.EventNodeLameduckSet), ev)
+	_ = r.RespondJSON(nexapi.LameduckResponse{Success: true, Message: "node entering lameduck mode, will shutdown at " + at.UTC().Format(time.DateTime)})
+	go func() {
+		t := n.clk.NewTimer(delay)
+		defer t.Stop()
+		n.mu.Lock()
+		stop := n.hbStop
+		n.mu.Unlock()
+		select {
+		case <-t.C():
+			n.log.Debug("lameduck delay over, node stopping")
+			_ = n.Stop()
+		case <-stop:
+		}
+	}()
 }
