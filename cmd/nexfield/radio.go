@@ -28,25 +28,44 @@ func runRadio(ctx context.Context, e env, args []string) error {
 	})
 }
 
-// radioCmdFlags are the flags of probe, listen and send.
-func radioCmdFlags(name string) (*flag.FlagSet, *radioConfig, *string) {
-	fs := flag.NewFlagSet("radio "+name, flag.ContinueOnError)
-	fs.String("config", cliconf.DefaultConfigPath, "configuration file")
-	c := addRadioFlags(fs)
-	level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
-	return fs, c, level
+// radioCmdFlags are the flags of probe, listen and send (one set, so one
+// "radio:" section of the configuration file serves all three).
+type radioCmdConfig struct {
+	radio    *radioConfig
+	level    string
+	count    int
+	hex      bool
+	interval time.Duration
 }
 
-func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *radioConfig, level *string, args []string) (radio.Radio, error) {
+func radioCmdFlags(name string) (*flag.FlagSet, *radioCmdConfig) {
+	fs := flag.NewFlagSet("radio "+name, flag.ContinueOnError)
+	fs.String("config", cliconf.DefaultConfigPath, "configuration file")
+	c := &radioCmdConfig{radio: addRadioFlags(fs)}
+	fs.StringVar(&c.level, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.IntVar(&c.count, "count", 0, "listen: stop after this many frames (0: until interrupted); send: send the frame this many times (0: once)")
+	fs.BoolVar(&c.hex, "hex", false, "listen: print payloads as hex; send: TEXT is hex-encoded bytes")
+	fs.DurationVar(&c.interval, "interval", time.Second, "send: pause between repeated frames")
+	return fs, c
+}
+
+// radioSectionFlags is the flag set behind the "radio:" configuration
+// section (for config check).
+func radioSectionFlags() *flag.FlagSet {
+	fs, _ := radioCmdFlags("radio")
+	return fs
+}
+
+func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *radioCmdConfig, args []string) (radio.Radio, error) {
 	fs.SetOutput(e.stderr)
 	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "radio"}); err != nil {
 		return nil, err
 	}
-	log, err := newLogger(e.stderr, "text", *level)
+	log, err := newLogger(e.stderr, "text", c.level)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	return c.open(ctx, "radio-"+name, log.With("component", "radio"))
+	return c.radio.open(ctx, "radio-"+name, log.With("component", "radio"))
 }
 
 func describeRadio(w io.Writer, r radio.Radio) {
@@ -71,8 +90,8 @@ func fmtMs(d time.Duration) string {
 }
 
 func runRadioProbe(ctx context.Context, e env, args []string) error {
-	fs, c, level := radioCmdFlags("probe")
-	r, err := openRadioCmd(ctx, e, "probe", fs, c, level, args)
+	fs, c := radioCmdFlags("probe")
+	r, err := openRadioCmd(ctx, e, "probe", fs, c, args)
 	if err != nil {
 		return err
 	}
@@ -82,16 +101,14 @@ func runRadioProbe(ctx context.Context, e env, args []string) error {
 }
 
 func runRadioListen(ctx context.Context, e env, args []string) error {
-	fs, c, level := radioCmdFlags("listen")
-	count := fs.Int("count", 0, "stop after this many frames (0: until interrupted)")
-	asHex := fs.Bool("hex", false, "print payloads as hex instead of quoted text")
-	r, err := openRadioCmd(ctx, e, "listen", fs, c, level, args)
+	fs, c := radioCmdFlags("listen")
+	r, err := openRadioCmd(ctx, e, "listen", fs, c, args)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	fmt.Fprintf(e.stderr, "listening on %v (MTU %d); Ctrl-C stops\n", r, r.MTU())
-	for n := 0; *count == 0 || n < *count; n++ {
+	for n := 0; c.count == 0 || n < c.count; n++ {
 		f, err := r.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -100,7 +117,7 @@ func runRadioListen(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		body := strconv.Quote(string(f.Payload))
-		if *asHex {
+		if c.hex {
 			body = hex.EncodeToString(f.Payload)
 		}
 		fmt.Fprintf(e.stdout, "%s rssi=%gdBm snr=%gdB len=%d %s\n", f.Time.Format("15:04:05.000"), f.RSSI, f.SNR, len(f.Payload), body)
@@ -109,11 +126,8 @@ func runRadioListen(ctx context.Context, e env, args []string) error {
 }
 
 func runRadioSend(ctx context.Context, e env, args []string) error {
-	fs, c, level := radioCmdFlags("send")
-	asHex := fs.Bool("hex", false, "TEXT is hex-encoded bytes")
-	count := fs.Int("count", 1, "send the frame this many times")
-	interval := fs.Duration("interval", time.Second, "pause between repeated frames")
-	r, err := openRadioCmd(ctx, e, "send", fs, c, level, args)
+	fs, c := radioCmdFlags("send")
+	r, err := openRadioCmd(ctx, e, "send", fs, c, args)
 	if err != nil {
 		return err
 	}
@@ -123,15 +137,15 @@ func runRadioSend(ctx context.Context, e env, args []string) error {
 		return usageError{"radio send: no TEXT given"}
 	}
 	payload := []byte(text)
-	if *asHex {
+	if c.hex {
 		if payload, err = hex.DecodeString(strings.ReplaceAll(text, " ", "")); err != nil {
 			return usageError{fmt.Sprintf("radio send: --hex: %v", err)}
 		}
 	}
-	for i := 0; i < *count; i++ {
+	for i := 0; i < max(c.count, 1); i++ {
 		if i > 0 {
 			select {
-			case <-time.After(*interval):
+			case <-time.After(c.interval):
 			case <-ctx.Done():
 				return nil
 			}
@@ -149,23 +163,39 @@ func runRadioSend(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-func runRadioEmulate(ctx context.Context, e env, args []string) error {
+type emulateConfig struct {
+	n          int
+	binarySafe bool
+	baud       int
+	hub, link  string
+	level      string
+}
+
+// radioEmulateFlags are the flags of "radio emulate" (configuration section
+// "radio-emulate").
+func radioEmulateFlags() (*flag.FlagSet, *emulateConfig) {
 	fs := flag.NewFlagSet("radio emulate", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	c := &emulateConfig{}
 	fs.String("config", cliconf.DefaultConfigPath, "configuration file")
-	n := fs.Int("modules", 2, "number of emulated modules sharing one air")
-	binarySafe := fs.Bool("binary-safe", true, "pass CR, LF and NUL inside AT+SEND data (false: text-only firmware, needs --encoding base64 on the driver)")
-	baud := fs.Int("baud", 115200, "UART rate whose byte time the modules spend")
-	hub := fs.String("hub", "", "carry frames over the simulated channel at this UDP hub (host:port) instead of an in-process air")
-	link := fs.String("link", "", "also create symlinks LINK0, LINK1, ... (or LINK for one module) to the pseudo-terminals")
-	level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	fs.IntVar(&c.n, "modules", 2, "number of emulated modules sharing one air")
+	fs.BoolVar(&c.binarySafe, "binary-safe", true, "pass CR, LF and NUL inside AT+SEND data (false: text-only firmware, needs --encoding base64 on the driver)")
+	fs.IntVar(&c.baud, "baud", 115200, "UART rate whose byte time the modules spend")
+	fs.StringVar(&c.hub, "hub", "", "carry frames over the simulated channel at this UDP hub (host:port) instead of an in-process air")
+	fs.StringVar(&c.link, "link", "", "also create symlinks LINK0, LINK1, ... (or LINK for one module) to the pseudo-terminals")
+	fs.StringVar(&c.level, "log-level", "warn", "log level: debug, info, warn, error")
+	return fs, c
+}
+
+func runRadioEmulate(ctx context.Context, e env, args []string) error {
+	fs, c := radioEmulateFlags()
+	fs.SetOutput(e.stderr)
 	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "radio-emulate"}); err != nil {
 		return err
 	}
-	if *n < 1 || *n > 64 {
+	if c.n < 1 || c.n > 64 {
 		return usageError{"radio emulate: --modules must be 1..64"}
 	}
-	log, err := newLogger(e.stderr, "text", *level)
+	log, err := newLogger(e.stderr, "text", c.level)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -176,29 +206,29 @@ func runRadioEmulate(ctx context.Context, e env, args []string) error {
 			os.Remove(l)
 		}
 	}()
-	for i := 0; i < *n; i++ {
+	for i := 0; i < c.n; i++ {
 		var air radio.Radio
-		if *hub != "" {
+		if c.hub != "" {
 			jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			r, err := sim.DialUDP(jctx, *hub, &sim.RadioOpts{Name: fmt.Sprintf("rylrsim%d", i), Region: lora.RegionNone, Logger: log})
+			r, err := sim.DialUDP(jctx, c.hub, &sim.RadioOpts{Name: fmt.Sprintf("rylrsim%d", i), Region: lora.RegionNone, Logger: log})
 			cancel()
 			if err != nil {
-				return fmt.Errorf("radio emulate: join simulated channel %s: %w", *hub, err)
+				return fmt.Errorf("radio emulate: join simulated channel %s: %w", c.hub, err)
 			}
 			air = r
 		} else {
 			air = ether.Radio()
 		}
 		defer air.Close()
-		m, err := rylrsim.New(&rylrsim.Opts{Baud: *baud, BinarySafe: *binarySafe, Air: air, Logger: log.With("module", i)})
+		m, err := rylrsim.New(&rylrsim.Opts{Baud: c.baud, BinarySafe: c.binarySafe, Air: air, Logger: log.With("module", i)})
 		if err != nil {
 			return fmt.Errorf("radio emulate: %w", err)
 		}
 		defer m.Close()
 		line := m.Path()
-		if *link != "" {
-			l := *link
-			if *n > 1 {
+		if c.link != "" {
+			l := c.link
+			if c.n > 1 {
 				l += strconv.Itoa(i)
 			}
 			os.Remove(l)
@@ -210,7 +240,7 @@ func runRadioEmulate(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintln(e.stdout, line)
 	}
-	fmt.Fprintf(e.stderr, "%d emulated RYLR998 module(s) running; Ctrl-C stops\n", *n)
+	fmt.Fprintf(e.stderr, "%d emulated RYLR998 module(s) running; Ctrl-C stops\n", c.n)
 	<-ctx.Done()
 	return nil
 }
