@@ -37,16 +37,24 @@ type function struct {
 	running sync.WaitGroup
 }
 
-func (s *Supervisor) startFunction(w *wl) error {
+// startFunction connects with the workload's credentials and subscribes
+// to its trigger. restoring: the network may not be up yet (an agent that
+// starts at boot): the connection is retried in the background and the
+// subscription is sent when it succeeds.
+func (s *Supervisor) startFunction(w *wl, restoring bool) error {
 	spec := w.st.Spec
-	nc, err := dial(spec.Creds, "nexfield-function-"+spec.ID, nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.MaxReconnects(-1)}
+	if restoring {
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	nc, err := dial(spec.Creds, "nexfield-function-"+spec.ID, opts...)
 	if err != nil {
 		return fmt.Errorf("workload: %s: connect for trigger %s: %w", spec.ID, spec.TriggerSubject, err)
 	}
 	fn := &function{nc: nc}
 	fn.ctx, fn.cancel = context.WithCancel(context.Background())
 	fn.sub, err = nc.Subscribe(spec.TriggerSubject, func(m *nats.Msg) { s.trigger(w, fn, m) })
-	if err == nil {
+	if err == nil && nc.IsConnected() {
 		// Warm means the server has the interest: a trigger sent after
 		// Start returns is delivered.
 		err = nc.Flush()

@@ -37,52 +37,77 @@ func (s *Supervisor) Restore(ctx context.Context) ([]Status, error) {
 }
 
 func (s *Supervisor) restore(ctx context.Context, w *wl, r record) Status {
-	spec := r.Spec
+	spec := w.st.Spec
 	if r.State.Final() {
 		close(w.done)
 		return w.st
 	}
-	if spec.Lifecycle != Function {
-		if r.BootID != "" && r.BootID == s.boot {
-			if p, ok := adoptProcess(r.PID, r.PIDStart, s.outPaths(spec.ID), s.emitters(spec)); ok {
-				if argv, env, err := s.secrets.resolve(spec.Namespace, spec.Argv, spec.Env); err == nil {
-					w.argv, w.env = argv, buildEnv(env, spec.Creds)
-				}
-				st := s.setState(w, func(st *Status) { st.State = Running })
-				s.save(w)
-				s.log.Info("workload adopted", "workload_id", spec.ID, "pid", p.pid)
-				s.mu.Lock()
-				if s.closed {
-					s.mu.Unlock()
-					p.waiter.stop()
-					p.release(0)
-					close(w.done)
-					return st
-				}
-				s.wg.Add(1)
-				s.mu.Unlock()
-				go s.superviseProcess(w, p)
-				return st
+	if spec.Lifecycle == Function {
+		return s.restoreFunction(w)
+	}
+	if r.BootID != "" && r.BootID == s.boot {
+		if p, ok := adoptProcess(r.PID, r.PIDStart, s.outPaths(spec.ID), s.emitters(spec)); ok {
+			st := s.setState(w, func(st *Status) { st.State = Running })
+			s.save(w)
+			s.log.Info("workload adopted", "workload_id", spec.ID, "pid", p.pid)
+			if !s.goSupervise(w, func() { s.superviseProcess(w, p) }) {
+				p.waiter.stop()
+				p.release(0)
 			}
-		}
-		if spec.Lifecycle == Job {
-			if r.PID > 0 {
-				s.finish(w, Exited, -1, "ended while the agent was not running; exit status unknown")
-			} else {
-				s.finish(w, Failed, -1, "interrupted by an agent restart before it started; not run again")
-			}
-			close(w.done)
-			return s.status(w)
-		}
-		if r.PID > 0 {
-			s.setState(w, func(st *Status) { st.Restarts++ })
+			return st
 		}
 	}
-	st, err := s.launch(ctx, w)
+	if spec.Lifecycle == Job {
+		if r.PID > 0 {
+			s.finish(w, Exited, -1, "ended while the agent was not running; exit status unknown")
+		} else {
+			s.finish(w, Failed, -1, "interrupted by an agent restart before it started; not run again")
+		}
+		close(w.done)
+		return s.status(w)
+	}
+	// A service to start again: from the cached binary when it is still
+	// there (no network needed), with back-off retries when it cannot.
+	st := s.setState(w, func(st *Status) { st.State, st.PID = Starting, 0 })
+	s.goSupervise(w, func() { s.superviseProcess(w, nil) })
+	return st
+}
+
+// restoreFunction subscribes a warm function again. Its binary is fetched
+// on the first trigger if the cache lost it.
+func (s *Supervisor) restoreFunction(w *wl) Status {
+	spec := w.st.Spec
+	argv, env, err := s.secrets.resolve(spec.Namespace, spec.Argv, spec.Env)
+	if err == nil {
+		w.argv, w.env = argv, buildEnv(env, spec.Creds)
+		err = s.startFunction(w, true)
+	}
 	if err != nil {
 		s.finish(w, Failed, -1, err.Error())
 		close(w.done)
 		return s.status(w)
 	}
+	st := s.setState(w, func(st *Status) { st.State, st.StartedAt = Warm, s.clk.Now() })
+	s.save(w)
+	if s.goSupervise(w, func() { s.superviseFunction(w) }) {
+		s.events.Started(st)
+	} else {
+		w.fn.shutdown()
+	}
 	return st
+}
+
+// goSupervise runs f as w's supervising goroutine unless the supervisor
+// is closed (then w is done and false is returned).
+func (s *Supervisor) goSupervise(w *wl, f func()) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		close(w.done)
+		return false
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go f()
+	return true
 }

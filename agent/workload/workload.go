@@ -354,7 +354,7 @@ func (s *Supervisor) launch(ctx context.Context, w *wl) (Status, error) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if w.st.Spec.Lifecycle == Function {
-		if err := s.startFunction(w); err != nil {
+		if err := s.startFunction(w, false); err != nil {
 			s.wg.Done()
 			return Status{}, err
 		}
@@ -528,12 +528,21 @@ func (s *Supervisor) save(w *wl) error {
 }
 
 // superviseProcess watches a service's or job's process until the workload
-// is final, or until the supervisor is closed.
+// is final, or until the supervisor is closed. p == nil (a service found
+// dead by Restore) starts it first, through the same back-off as a crash,
+// so a restore without network or cache retries instead of failing.
 func (s *Supervisor) superviseProcess(w *wl, p *proc) {
 	defer s.wg.Done()
 	defer close(w.done)
 	spec := w.st.Spec
 	pol := spec.Restart.withDefaults()
+	if p == nil {
+		var ok bool
+		if p, ok = s.restart(w, pol, -1, "not running after an agent restart", false); !ok {
+			return
+		}
+		s.events.Started(s.status(w))
+	}
 	for {
 		exited := make(chan bool, 1)
 		go func() { exited <- p.waiter.wait() }()
@@ -563,11 +572,25 @@ func (s *Supervisor) superviseProcess(w *wl, p *proc) {
 		if s.clk.Now().Sub(runStart) >= pol.MaxBackoff {
 			w.fails = 0
 		}
-		for {
+		var ok bool
+		if p, ok = s.restart(w, pol, code, why, true); !ok {
+			return
+		}
+	}
+}
+
+// restart starts a service again after its back-off (at once when wait is
+// false), retrying failed starts the same way, until it runs (p, true) or
+// the workload ends: stopped, failed as a crash loop, or detached (nil,
+// false).
+func (s *Supervisor) restart(w *wl, pol RestartPolicy, code int, why string, wait bool) (*proc, bool) {
+	spec := w.st.Spec
+	for {
+		if wait {
 			w.fails++
 			if w.fails > pol.MaxRestarts {
 				s.finish(w, Failed, code, fmt.Sprintf("crash loop: exited %d times in a row within %v of starting (last: %s); not restarted", w.fails, pol.MaxBackoff, why))
-				return
+				return nil, false
 			}
 			d := pol.backoff(w.fails)
 			s.setState(w, func(st *Status) { st.State, st.PID, st.ExitCode, st.Err = Backoff, 0, code, why })
@@ -579,18 +602,27 @@ func (s *Supervisor) superviseProcess(w *wl, p *proc) {
 			case <-w.stopCh:
 				t.Stop()
 				s.finish(w, Stopped, code, "")
-				return
+				return nil, false
 			case <-w.detachCh:
 				t.Stop()
-				return
+				return nil, false
 			}
-			var err error
-			if p, err = s.spawn(w, true); err != nil {
-				code, why = -1, err.Error()
-				continue
-			}
-			break
 		}
+		wait = true
+		select {
+		case <-w.stopCh:
+			s.finish(w, Stopped, code, "")
+			return nil, false
+		case <-w.detachCh:
+			return nil, false
+		default:
+		}
+		p, err := s.spawn(w, true)
+		if err == nil {
+			return p, true
+		}
+		s.log.Warn("workload start", "workload_id", spec.ID, "err", err)
+		code, why = -1, err.Error()
 	}
 }
 

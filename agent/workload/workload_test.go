@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/nexfield/nexfield/agent/artifact"
 	"github.com/nexfield/nexfield/agent/workload"
+	"github.com/nexfield/nexfield/internal/natstest"
 )
 
 func TestJob(t *testing.T) {
@@ -393,12 +395,12 @@ func TestRestore(t *testing.T) {
 	eventually(t, 5*time.Second, "adopted service's output reaches the new supervisor", func() bool {
 		return len(r.ev.lines("svc", "stdout")) > 2
 	})
-	st, _ = r.sup.Get("dead")
-	if st.State != workload.Running || st.PID == dead.PID || st.Restarts != 1 {
+	st = r.waitState("dead", workload.Running)
+	if st.PID == dead.PID || st.Restarts != 1 {
 		t.Errorf("dead %+v, want restarted", st)
 	}
-	st, _ = r.sup.Get("recycled")
-	if st.State != workload.Running || st.PID == os.Getpid() || st.PID == recycled.PID {
+	st = r.waitState("recycled", workload.Running)
+	if st.PID == os.Getpid() || st.PID == recycled.PID {
 		t.Errorf("recycled %+v, want a new process, not pid %d adopted", st, os.Getpid())
 	}
 	st, _ = r.sup.Get("done")
@@ -465,12 +467,66 @@ func TestRestoreAfterPowerCut(t *testing.T) {
 	if _, err := r.sup.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := r.sup.Get("svc")
-	if st.State != workload.Running || st.PID == svc.PID || st.Restarts != 1 {
+	st := r.waitState("svc", workload.Running)
+	if st.PID == svc.PID || st.Restarts != 1 {
 		t.Errorf("service after power cut: %+v, want running again", st)
 	}
 	st, _ = r.sup.Get("job")
 	if st.State != workload.Exited || st.ExitCode != -1 || st.PID != 0 {
 		t.Errorf("job after power cut: %+v, want exited with unknown status, not re-run", st)
+	}
+}
+
+// TestRestoreWithoutNetwork: the agent comes back before NATS does (a
+// board booting). A dead service restarts from the cache; a function is
+// warm and answers once the server is reachable.
+func TestRestoreWithoutNetwork(t *testing.T) {
+	r := newRig(t)
+	js, _ := jetstream.New(r.nc)
+	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "bins"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(wlBin)
+	if _, err := obs.PutBytes(context.Background(), "wl_latest", b); err != nil {
+		t.Fatal(err)
+	}
+	sp := r.spec("svc", workload.Service, "serve")
+	sp.URI = "nats://bins/wl"
+	svc := r.start(sp)
+	fn := r.spec("fn", workload.Function, "upper")
+	fn.URI, fn.TriggerSubject = "nats://bins/wl", "fn.offline"
+	r.start(fn)
+	if err := r.sup.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	killPID(svc.PID)
+	port := r.srv.Addr().(*net.TCPAddr).Port
+	r.srv.Shutdown()
+	r.srv.WaitForShutdown()
+
+	r.sup = r.supervisor()
+	if _, err := r.sup.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := r.waitState("svc", workload.Running)
+	if st.PID == svc.PID {
+		t.Errorf("service not restarted: %+v", st)
+	}
+	if st, _ := r.sup.Get("fn"); st.State != workload.Warm {
+		t.Errorf("function %+v, want warm while the server is away", st)
+	}
+
+	o := natstest.Options(t)
+	o.Port, o.Username, o.Password = port, "wl", "s3cret"
+	srv := natstest.RunServerWithOptions(t, o)
+	nc := natstest.Connect(t, srv, nats.UserInfo("wl", "s3cret"))
+	var reply *nats.Msg
+	eventually(t, 15*time.Second, "function answers after the server is back", func() bool {
+		reply, err = nc.Request("fn.offline", []byte("late"), 500*time.Millisecond)
+		return err == nil
+	})
+	if string(reply.Data) != "LATE" {
+		t.Errorf("reply %q", reply.Data)
 	}
 }
