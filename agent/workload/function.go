@@ -134,7 +134,8 @@ func (s *Supervisor) trigger(w *wl, fn *function, m *nats.Msg) {
 	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	cmd.Stdin = bytes.NewReader(m.Data)
-	out := &capped{max: int(fn.nc.MaxPayload())}
+	// Leave room for the reply's headers within the server's max payload.
+	out := &capped{max: max(int(fn.nc.MaxPayload())-4096, 0)}
 	errw := &lineWriter{emit: s.emitters(spec)[1]}
 	cmd.Stdout, cmd.Stderr = out, errw
 	err := cmd.Run()
