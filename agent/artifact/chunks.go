@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -14,6 +15,10 @@ import (
 // holds up to 64 MiB, so a fast server and a slow SD card put most of an
 // object in the heap; a pull consumer asks for pullWindow bytes at a time.
 const pullWindow = 4 << 20
+
+// pullIdle ends a pull that receives nothing for this long (a server or
+// link that went away), even when the caller's context has no deadline.
+const pullIdle = 30 * time.Second
 
 // chunkReader reads an object's chunks in order through a pull-based
 // ordered consumer, holding at most pullWindow bytes. It stops with a
@@ -65,10 +70,15 @@ func (r *chunkReader) next() error {
 		if r.last {
 			return fmt.Errorf("%w: truncated: the store has %d of %d bytes", ErrDigestMismatch, r.got, r.size)
 		}
-		m, err := r.it.Next(jetstream.NextContext(r.ctx))
+		ctx, cancel := context.WithTimeout(r.ctx, pullIdle)
+		m, err := r.it.Next(jetstream.NextContext(ctx))
+		cancel()
 		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			if r.ctx.Err() != nil {
 				return r.ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("artifact: pull stalled: no chunk for %v after %d of %d bytes", pullIdle, r.got, r.size)
 			}
 			return err
 		}
