@@ -47,7 +47,13 @@ func runConfigCheck(ctx context.Context, e env, args []string) error {
 // commandFlagSets returns, per command that reads the configuration file,
 // a constructor of its flag set (built without running the command).
 func commandFlagSets() map[string]func() *flag.FlagSet {
-	return map[string]func() *flag.FlagSet{}
+	return map[string]func() *flag.FlagSet{
+		"agent": func() *flag.FlagSet { fs, _ := agentFlags(); return fs },
+		"relay": func() *flag.FlagSet { fs, _ := relayFlags(); return fs },
+		"peer":  func() *flag.FlagSet { fs, _ := peerFlags(); return fs },
+		"send":  func() *flag.FlagSet { fs, _ := sendFlags(); return fs },
+		"radio": func() *flag.FlagSet { fs, _ := radioCmdFlags("probe"); return fs },
+	}
 }
 
 func checkConfig(path string, cmds map[string]func() *flag.FlagSet) ([]string, error) {

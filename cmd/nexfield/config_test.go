@@ -55,3 +55,24 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandFlagSets builds every command's flag set, which panics on a flag
+// defined twice (two packages' flags sharing a command), and checks that an
+// example configuration using real keys passes.
+func TestCommandFlagSets(t *testing.T) {
+	sets := commandFlagSets()
+	for name, mk := range sets {
+		if fs := mk(); fs.Lookup("config") == nil {
+			t.Errorf("%s: no --config flag", name)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "nexfield.yaml")
+	cfg := "server: nats://10.0.0.1:4222\nagent:\n  nexus: farm\n  heartbeat: 5s\nrelay:\n  peers: north=2,south=3\n  driver: rylr\n  port: /dev/ttyAMA0\npeer:\n  address: 2\n  driver: sx127x\n  dio0-pin: GPIO22\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := checkConfig(path, sets)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("got %v %v, want no problems", problems, err)
+	}
+}
