@@ -837,18 +837,27 @@ func (e *Engine) Deadline() (time.Time, bool) {
 			t = d
 		}
 	}
-	pending := false
 	xd := func(x *xfer) {
 		if x != nil && x.state == xWaitAck {
 			set(x.deadline)
 		}
 	}
 	for _, p := range e.order {
-		if len(p.urgent) > 0 {
-			set(p.urgent[0].notBefore)
-			pending = true
+		// Queued frames can go once the answer we listen for is overdue
+		// and their own turnaround has passed (never while transmitting:
+		// TxDone comes first).
+		if e.tx == nil {
+			if len(p.urgent) > 0 {
+				t0 := p.urgent[0].notBefore
+				if e.listen.After(t0) {
+					t0 = e.listen
+				}
+				set(t0)
+			}
+			if len(p.bulk) > 0 {
+				set(e.listen)
+			}
 		}
-		pending = pending || len(p.bulk) > 0
 		if len(p.out) > 0 && p.out[0].state == oSending {
 			xd(p.out[0].x)
 		}
@@ -856,9 +865,6 @@ func (e *Engine) Deadline() (time.Time, bool) {
 			set(p.in.grace)
 			xd(p.in.rx)
 		}
-	}
-	if pending {
-		set(e.listen)
 	}
 	return t, !t.IsZero()
 }

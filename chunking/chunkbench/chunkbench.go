@@ -56,6 +56,7 @@ type Endpoint struct {
 	e          *chunking.Engine
 	txBusy     bool
 	backoff    bool
+	backoffEnd time.Time
 	req        chunking.MsgID // the last request delivered, answered by the next Send
 	haveReq    bool
 	// Err is the last engine error (construction or send).
@@ -137,8 +138,9 @@ func (p *Endpoint) pump(env linkbench.Env) {
 	}
 	if !p.txBusy && !p.backoff && e.Ready(now) {
 		if env.ChannelBusy() {
-			p.backoff = true
-			env.SetTimer(timerBackoff, e.Backoff())
+			d := e.Backoff()
+			p.backoff, p.backoffEnd = true, now.Add(d)
+			env.SetTimer(timerBackoff, d)
 		} else if f := e.NextFrame(now); f != nil {
 			end, err := env.Transmit(f)
 			if err != nil {
@@ -150,6 +152,10 @@ func (p *Endpoint) pump(env linkbench.Env) {
 		}
 	}
 	if t, ok := e.Deadline(); ok {
+		if p.backoff && t.Before(p.backoffEnd) {
+			// Due frames held back by a busy channel wait for the back-off.
+			t = p.backoffEnd
+		}
 		env.SetTimer(timerEngine, max(t.Sub(now), 0))
 	} else {
 		env.StopTimer(timerEngine)
@@ -157,6 +163,3 @@ func (p *Endpoint) pump(env linkbench.Env) {
 }
 
 var _ linkbench.Scheme = Scheme{}
-
-// For documentation: the harness's virtual clock drives the engine.
-var _ = time.Second
