@@ -1,0 +1,158 @@
+package chunking_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/nexfield/nexfield/chunking"
+	"github.com/nexfield/nexfield/radio"
+	"github.com/nexfield/nexfield/radio/lora"
+	"github.com/nexfield/nexfield/radio/sim"
+)
+
+var psk = []byte("link-test pre-shared key, 32 B!!")
+
+func newLink(t *testing.T, air *sim.Air, addr chunking.Addr, peers ...chunking.Addr) (*chunking.Link, *sim.Radio) {
+	t.Helper()
+	r, err := air.NewRadio(&sim.RadioOpts{Name: fmt.Sprint(addr), Region: lora.US915})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := chunking.New(r, addr, psk, &chunking.Opts{EngineOpts: chunking.EngineOpts{Peers: peers, Seed: uint64(addr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Close()
+		r.Close()
+	})
+	return l, r
+}
+
+func TestLinkRequestServe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, err := sim.NewAir(&sim.Opts{Channel: sim.Channel{Loss: 0.2}, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw, _ := newLink(t, air, 1, 2, 3)
+		p2, _ := newLink(t, air, 2, 1)
+		p3, _ := newLink(t, air, 3, 1)
+		var calls atomic.Int32
+		serve := func(l *chunking.Link, tag string) {
+			go l.Serve(t.Context(), func(ctx context.Context, from chunking.Addr, req []byte) ([]byte, error) {
+				calls.Add(1)
+				if string(req) == "fail" {
+					return nil, errors.New("no model")
+				}
+				return append([]byte(tag), req[:min(len(req), 20)]...), nil
+			})
+		}
+		serve(p2, "two:")
+		serve(p3, "three:")
+
+		big := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16 000 bytes
+		var last chunking.Progress
+		reply, st, err := gw.Request(t.Context(), 2, big, chunking.WithProgress(func(p chunking.Progress) { last = p }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "two:" + string(big[:20]); string(reply) != want {
+			t.Fatalf("got %q, want %q", reply, want)
+		}
+		t.Logf("16 000 B at 20 %% loss: %+v", st)
+		if last.Acked != len(big) || last.Total != len(big) {
+			t.Errorf("last progress %+v, want all %d bytes acknowledged", last, len(big))
+		}
+		if st.Frames < 66 || st.Airtime < 20*time.Second || st.Latency < st.Airtime/2 || st.RSSI == 0 {
+			t.Errorf("implausible stats %+v", st)
+		}
+
+		// Two peers at once, from two goroutines.
+		errs := make(chan error, 2)
+		for _, to := range []chunking.Addr{2, 3} {
+			go func() {
+				r, _, err := gw.Request(t.Context(), to, []byte(fmt.Sprintf("hello %d", to)))
+				if err == nil && !bytes.HasSuffix(r, []byte(fmt.Sprintf("hello %d", to))) {
+					err = fmt.Errorf("peer %d: reply %q", to, r)
+				}
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		_, _, err = gw.Request(t.Context(), 3, []byte("fail"))
+		var re *chunking.RemoteError
+		if !errors.As(err, &re) || re.Msg != "no model" {
+			t.Fatalf("got %v, want the handler's error", err)
+		}
+		if got := calls.Load(); got != 4 {
+			t.Errorf("handlers ran %d times, want 4", got)
+		}
+	})
+}
+
+func TestLinkContextCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, _ := sim.NewAir(nil)
+		a, _ := newLink(t, air, 1, 2)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		// Nobody at address 2.
+		_, _, err := a.Request(ctx, 2, []byte("anyone?"))
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want DeadlineExceeded", err)
+		}
+	})
+}
+
+func TestLinkClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, _ := sim.NewAir(nil)
+		a, _ := newLink(t, air, 1, 2)
+		done := make(chan error)
+		go func() {
+			_, _, err := a.Request(t.Context(), 2, []byte("x"))
+			done <- err
+		}()
+		time.Sleep(time.Second)
+		a.Close()
+		if err := <-done; !errors.Is(err, chunking.ErrClosed) {
+			t.Fatalf("got %v, want ErrClosed", err)
+		}
+		if err := a.Serve(t.Context(), nil); !errors.Is(err, chunking.ErrClosed) {
+			t.Fatalf("Serve after Close: got %v", err)
+		}
+	})
+}
+
+// TestLinkDwell: a frame over the US915 400 ms dwell limit never leaves;
+// the link sizes its frames from the radio's MTU.
+func TestLinkDwell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, _ := sim.NewAir(&sim.Opts{Params: lora.Params{SpreadingFactor: 9}})
+		a, ra := newLink(t, air, 1, 2)
+		b, _ := newLink(t, air, 2, 1)
+		if ra.MTU() >= 255 {
+			t.Fatalf("MTU %d at SF9 under US915 dwell, want < 255", ra.MTU())
+		}
+		go b.Serve(t.Context(), func(_ context.Context, _ chunking.Addr, req []byte) ([]byte, error) { return req, nil })
+		msg := bytes.Repeat([]byte{7}, 2000)
+		got, _, err := a.Request(t.Context(), 2, msg)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("got %d bytes, %v", len(got), err)
+		}
+	})
+}
+
+var _ radio.Radio = (*sim.Radio)(nil)
