@@ -762,13 +762,29 @@ func (d *Dev) maintain() {
 			}
 		}()
 		d.cmdMu.Lock()
+		var err error
 		if d.needConfig.Load() {
-			if err := d.configure(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Warn("reconfiguring after reboot failed", "err", err)
-			}
+			err = d.configure(ctx)
 		}
 		d.cmdMu.Unlock()
 		cancel()
+		if err != nil && !d.isClosed() {
+			d.log.Warn("reconfiguring after reboot failed, will retry", "err", err)
+			select {
+			case <-d.done:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			d.kickConfig()
+		}
+	}
+}
+
+// kickConfig asks the maintenance goroutine to reconfigure the module.
+func (d *Dev) kickConfig() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -847,23 +863,21 @@ func (d *Dev) handle(r response, perr error) {
 		case d.ready <- struct{}{}:
 		default:
 		}
-		// A +READY nobody asked for means the module rebooted (brown-out,
-		// watchdog, someone pressed reset): settings in RAM may be gone.
+		// Whatever caused it (our reset, a brown-out, a watchdog, someone
+		// pressing reset), settings may be gone: reconfigure as soon as
+		// the command path is free, even if nothing is being sent.
+		d.needConfig.Store(true)
 		if d.cmdMu.TryLock() {
 			d.cmdMu.Unlock()
 			d.mu.Lock()
 			d.stats.Reboots++
 			d.mu.Unlock()
 			d.log.Warn("module rebooted")
-			d.needConfig.Store(true)
-			select {
-			case d.kick <- struct{}{}:
-			default:
-			}
-			return
+		} else {
+			// A command is in flight: it will not be answered.
+			d.postReply(r)
 		}
-		d.needConfig.Store(true)
-		d.postReply(r)
+		d.kickConfig()
 	default:
 		d.postReply(r)
 	}
@@ -893,14 +907,12 @@ func (d *Dev) deliver(r response) {
 		payload = bytes.Clone(r.data)
 	}
 	f := radio.Frame{Payload: payload, RSSI: float64(r.rssi), SNR: float64(r.snr), Time: d.clk.Now()}
+	d.mu.Lock() // counted before a reader can see the frame
+	defer d.mu.Unlock()
 	select {
 	case d.rx <- f:
-		d.mu.Lock()
 		d.stats.Received++
-		d.mu.Unlock()
 	default:
-		d.mu.Lock()
 		d.stats.Overflow++
-		d.mu.Unlock()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -185,6 +186,10 @@ func newPair(t *testing.T, so rylrsim.Opts, o rylr.Opts) pair {
 	p := pair{ma: emulator(t, &sa), mb: emulator(t, &sb)}
 	oa, ob := o, o
 	oa.Address, ob.Address = 1, 2
+	if os.Getenv("NEXFIELD_TEST_LOG") == "debug" {
+		h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+		oa.Logger, ob.Logger = slog.New(h).With("dev", "a"), slog.New(h).With("dev", "b")
+	}
 	p.a, p.b = open(t, p.ma, &oa), open(t, p.mb, &ob)
 	return p
 }
