@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nexfield/nexfield/radio/lora"
+	"github.com/nexfield/nexfield/radio/sim"
 )
 
 type syncBuffer struct {
@@ -135,6 +138,58 @@ func TestRadioCommandErrors(t *testing.T) {
 		err := dispatch(context.Background(), env{stdout: io.Discard, stderr: io.Discard}, tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestRadioEmulateOverSimHub(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hub, err := sim.ListenHub(ctx, "127.0.0.1:0", &sim.HubOpts{Opts: sim.Opts{Params: lora.Params{SpreadingFactor: 7, BandwidthHz: 500000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	dir := t.TempDir()
+	emuDone := make(chan error, 1)
+	go func() {
+		emuDone <- dispatch(ctx, env{stdout: io.Discard, stderr: io.Discard},
+			[]string{"radio", "emulate", "--modules", "2", "--hub", hub.Addr(), "--link", filepath.Join(dir, "m")})
+	}()
+	defer func() { cancel(); <-emuDone }()
+	m0, m1 := filepath.Join(dir, "m0"), filepath.Join(dir, "m1")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, e0 := os.Stat(m0)
+		_, e1 := os.Stat(m1)
+		if e0 == nil && e1 == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("emulated modules did not appear")
+		}
+	}
+	flags := []string{"--bandwidth", "500000", "--preamble", "12"}
+	var heard syncBuffer
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer lcancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- dispatch(lctx, env{stdout: &heard, stderr: io.Discard}, append([]string{"radio", "listen", "--port", m1, "--count", "1"}, flags...))
+	}()
+	for i := 0; ; i++ {
+		if err := dispatch(ctx, env{stdout: io.Discard, stderr: io.Discard}, append([]string{"radio", "send", "--port", m0}, append(flags, "over the hub")...)); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		select {
+		case err := <-done:
+			if err != nil || !strings.Contains(heard.String(), `"over the hub"`) {
+				t.Fatalf("listen: %q, %v", heard.String(), err)
+			}
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		if i > 20 {
+			t.Fatal("listener heard nothing over the hub")
 		}
 	}
 }
