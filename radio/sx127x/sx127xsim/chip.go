@@ -361,11 +361,12 @@ func (c *Chip) txDone(payload []byte) {
 	edge := c.regs[0x40]>>6 == 0x01
 	air, hook := c.o.Air, c.o.OnTransmit
 	c.mu.Unlock()
-	if edge {
-		c.raiseDIO0()
-	}
+	// The frame has left before the host can learn it (OnTransmit first).
 	if hook != nil {
 		hook(payload)
+	}
+	if edge {
+		c.raiseDIO0()
 	}
 	if air != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
