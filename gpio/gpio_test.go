@@ -189,6 +189,24 @@ func TestActivityRadio(t *testing.T) {
 	})
 }
 
+func TestNilLEDIsInert(t *testing.T) {
+	var led *gpio.LED
+	led.Set(gpio.Fault)
+	led.Event(gpio.Transmitting)
+	if led.State() != gpio.Off || led.Halt() != nil || led.String() != "led{none}" {
+		t.Fatal("nil LED is not inert")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := led.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := gpio.ActivityRadio{Radio: &loop{ch: make(chan []byte, 1)}}
+	if err := r.Send(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestNewLEDNeedsPin(t *testing.T) {
 	if _, err := gpio.NewLED(nil, nil); err == nil {
 		t.Fatal("nil pin accepted")

@@ -80,7 +80,8 @@ type LEDOpts struct {
 }
 
 // LED shows the node's state on one pin. Set and Event may be called from
-// any goroutine; Run drives the pin.
+// any goroutine; Run drives the pin. A nil *LED ignores every call, so
+// wiring code can pass one around whether or not an LED is configured.
 type LED struct {
 	pin  pgpio.PinOut
 	o    LEDOpts
@@ -108,11 +109,19 @@ func NewLED(pin pgpio.PinOut, opts *LEDOpts) (*LED, error) {
 	return &LED{pin: pin, o: o, clk: clock.Or(o.Clock), wake: make(chan struct{}, 1)}, nil
 }
 
-func (l *LED) String() string { return "led{" + l.pin.String() + "}" }
+func (l *LED) String() string {
+	if l == nil {
+		return "led{none}"
+	}
+	return "led{" + l.pin.String() + "}"
+}
 
 // Set changes the lasting state (Off, Booting, Registered, Fault).
 // Transmitting and Receiving passed here act as Event.
 func (l *LED) Set(s State) {
+	if l == nil {
+		return
+	}
 	if s == Transmitting || s == Receiving {
 		l.Event(s)
 		return
@@ -130,7 +139,7 @@ func (l *LED) Set(s State) {
 // repeated events extend it. Transmitting wins over Receiving while both
 // are fresh.
 func (l *LED) Event(s State) {
-	if s != Transmitting && s != Receiving {
+	if l == nil || (s != Transmitting && s != Receiving) {
 		return
 	}
 	now := l.clk.Now()
@@ -149,6 +158,9 @@ func (l *LED) Event(s State) {
 
 // State returns what the LED shows now.
 func (l *LED) State() State {
+	if l == nil {
+		return Off
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.currentLocked(l.clk.Now())
@@ -178,6 +190,10 @@ func (l *LED) out(on bool) error {
 // Run drives the pin until ctx ends, then turns the LED off and returns
 // nil, or returns the first pin error.
 func (l *LED) Run(ctx context.Context) error {
+	if l == nil {
+		<-ctx.Done()
+		return nil
+	}
 	defer l.out(false)
 	t := l.clk.NewTimer(time.Hour)
 	defer t.Stop()
@@ -233,4 +249,9 @@ func (l *LED) Run(ctx context.Context) error {
 
 // Halt turns the LED off; a running Run keeps driving it until its context
 // ends.
-func (l *LED) Halt() error { return l.out(false) }
+func (l *LED) Halt() error {
+	if l == nil {
+		return nil
+	}
+	return l.out(false)
+}
