@@ -45,6 +45,10 @@ func (s *Supervisor) restore(ctx context.Context, w *wl, r record) Status {
 	if spec.Lifecycle == Function {
 		return s.restoreFunction(w)
 	}
+	if r.State == Stopping {
+		// The agent died in the middle of a stop: finish it.
+		w.stop()
+	}
 	if r.BootID != "" && r.BootID == s.boot {
 		if p, ok := adoptProcess(r.PID, r.PIDStart, s.outPaths(spec.ID), s.emitters(spec)); ok {
 			st := s.setState(w, func(st *Status) { st.State = Running })
@@ -56,6 +60,11 @@ func (s *Supervisor) restore(ctx context.Context, w *wl, r record) Status {
 			}
 			return st
 		}
+	}
+	if r.State == Stopping {
+		s.finish(w, Stopped, 0, "")
+		close(w.done)
+		return s.status(w)
 	}
 	if spec.Lifecycle == Job {
 		if r.PID > 0 {

@@ -631,6 +631,9 @@ func (s *Supervisor) restart(w *wl, pol RestartPolicy, code int, why string, wai
 // A process that dies of our signal counts as a clean stop (code 0).
 func (s *Supervisor) terminate(w *wl, p *proc, exited chan bool) int {
 	s.setState(w, func(st *Status) { st.State = Stopping })
+	// Recorded, so that an agent that dies now finishes the stop when it
+	// comes back instead of adopting the process as running.
+	s.save(w)
 	if err := signalGroup(p.pid, syscall.SIGTERM); err != nil {
 		s.log.Warn("workload sigterm", "workload_id", w.st.Spec.ID, "pid", p.pid, "err", err)
 	}

@@ -530,3 +530,25 @@ func TestRestoreWithoutNetwork(t *testing.T) {
 		t.Errorf("reply %q", reply.Data)
 	}
 }
+
+// TestRestoreFinishesAStop: the agent died while stopping a service; the
+// next one completes the stop instead of adopting the process.
+func TestRestoreFinishesAStop(t *testing.T) {
+	r := newRig(t)
+	svc := r.start(r.spec("svc", workload.Service, "serve"))
+	eventually(t, 5*time.Second, "ready", func() bool { return r.ev.hasLine("svc", "stdout", "ready") })
+	if err := r.sup.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(r.dir, "workloads", "svc.json")
+	b, _ := os.ReadFile(p)
+	b = []byte(strings.Replace(string(b), `"state": "running"`, `"state": "stopping"`, 1))
+	os.WriteFile(p, b, 0o600)
+
+	r.sup = r.supervisor()
+	if _, err := r.sup.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.waitState("svc", workload.Stopped)
+	eventually(t, 2*time.Second, "process gone", func() bool { return !alive(svc.PID) })
+}
