@@ -1,0 +1,88 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nexfield/nexfield/chunking"
+	"github.com/nexfield/nexfield/exchange"
+	"github.com/nexfield/nexfield/internal/natstest"
+	"github.com/nexfield/nexfield/peer"
+	"github.com/nexfield/nexfield/radio/lora"
+	"github.com/nexfield/nexfield/radio/sim"
+)
+
+// BenchmarkRequestOverhead measures what the software adds to a NATS request
+// that crosses the simulated air: end-to-end latency as the caller sees it
+// minus the airtime of the frames (which the half-duplex channel serialises).
+// The channel is lossless and real-time, SF7/BW125 as in the field.
+func BenchmarkRequestOverhead(b *testing.B) {
+	for _, size := range []int{100, 16 << 10} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			air, err := sim.NewAir(&sim.Opts{Params: lora.Params{SpreadingFactor: 7, BandwidthHz: 125000}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			psk := []byte("0123456789abcdef0123456789abcdef")
+			newLink := func(name string, addr chunking.Addr) *chunking.Link {
+				r, err := air.NewRadio(&sim.RadioOpts{Name: name})
+				if err != nil {
+					b.Fatal(err)
+				}
+				l, err := chunking.New(r, addr, psk, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { l.Close(); r.Close() })
+				return l
+			}
+			relayLink, peerLink := newLink("relay", 1), newLink("peer", 2)
+			h, _ := peer.New(peer.ClassifierFunc(func(ctx context.Context, text string) (exchange.Sentiment, error) {
+				return exchange.Sentiment{Label: "neutral", Scores: map[string]float64{"neutral": 1}}, nil
+			}), nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go peerLink.Serve(ctx, func(ctx context.Context, _ chunking.Addr, req []byte) ([]byte, error) { return h.Handle(ctx, req) })
+			s := natstest.RunServer(b)
+			r, err := New(natstest.Connect(b, s), OverLink(relayLink), &Opts{Timeout: 5 * time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			go r.Run(ctx)
+			client := natstest.Connect(b, s)
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatal("relay did not come up")
+				}
+			}
+			text := []byte(strings.Repeat("x", size))
+			var overhead, airtime time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				resp, err := client.Request("field.sentiment", text, 5*time.Minute)
+				lat := time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var rep Reply
+				if err := json.Unmarshal(resp.Data, &rep); err != nil || rep.Label == "" {
+					b.Fatalf("reply %s: %v", resp.Data, err)
+				}
+				at := time.Duration(rep.AirtimeMS * float64(time.Millisecond))
+				airtime += at
+				overhead += lat - at
+			}
+			b.ReportMetric(float64(overhead.Microseconds())/1000/float64(b.N), "overhead_ms/op")
+			b.ReportMetric(float64(airtime.Microseconds())/1000/float64(b.N), "airtime_ms/op")
+		})
+	}
+}
