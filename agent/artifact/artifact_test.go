@@ -73,6 +73,18 @@ func TestFetchNATS(t *testing.T) {
 	if got := cacheFiles(t, dir); len(got) != 1 {
 		t.Errorf("cache holds %v, want one file", got)
 	}
+	// A link resolves to its target's content and digest.
+	if _, err := obs.AddLink(ctx, "alias_latest", info); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := newStore(t, nil)
+	l, err := s2.Fetch(ctx, nc, "nats://artifacts/alias", info.Digest)
+	if err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	if l.Cached || l.Digest != info.Digest || run(t, l.Path) != "hello from nexfield" {
+		t.Errorf("link: got %+v", l)
+	}
 }
 
 func TestFetchErrors(t *testing.T) {
