@@ -124,15 +124,19 @@ type Stats struct {
 	Reboots uint64
 	// Recoveries counts resets the driver made because the module stopped answering.
 	Recoveries uint64
+	// Reconnects counts serial ports reopened after the device disconnected.
+	Reconnects uint64
 }
 
 // Dev is one RYLR module on a serial port.
 type Dev struct {
-	port serialport.Port
-	o    Opts // resolved
-	log  *slog.Logger
-	clk  clock.Clock
-	reg  *lora.Regulator
+	portMu sync.RWMutex // guards port, swapped when the device comes back
+	port   serialport.Port
+	path   string // set by Open: reopened after a disconnect
+	o      Opts   // resolved
+	log    *slog.Logger
+	clk    clock.Clock
+	reg    *lora.Regulator
 
 	model    Model
 	version  string
@@ -183,7 +187,7 @@ func Open(ctx context.Context, path string, opts *Opts) (*Dev, error) {
 	if o.Name == "" {
 		o.Name = path
 	}
-	d, err := New(ctx, p, &o)
+	d, err := newDev(ctx, p, path, &o)
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -197,6 +201,10 @@ func Open(ctx context.Context, path string, opts *Opts) (*Dev, error) {
 // nothing (or only garbage) answers. The Dev owns port from then on: Close
 // closes it. On error port is left open for the caller.
 func New(ctx context.Context, port serialport.Port, opts *Opts) (*Dev, error) {
+	return newDev(ctx, port, "", opts)
+}
+
+func newDev(ctx context.Context, port serialport.Port, path string, opts *Opts) (*Dev, error) {
 	var o Opts
 	if opts != nil {
 		o = *opts
@@ -224,6 +232,7 @@ func New(ctx context.Context, port serialport.Port, opts *Opts) (*Dev, error) {
 	}
 	d := &Dev{
 		port:    port,
+		path:    path,
 		o:       o,
 		log:     o.Logger,
 		clk:     clock.Or(o.Clock),
@@ -440,8 +449,8 @@ func (d *Dev) commandBytes(ctx context.Context, line []byte, label string, timeo
 			drained = true
 		}
 	}
-	if _, err := d.port.Write(line); err != nil {
-		if errors.Is(err, serialport.ErrClosed) {
+	if _, err := d.getPort().Write(line); err != nil {
+		if errors.Is(err, serialport.ErrClosed) && d.isClosed() {
 			return response{}, radio.ErrClosed
 		}
 		return response{}, fmt.Errorf("rylr: %s: write %s: %w", d.o.Name, label, err)
@@ -567,7 +576,7 @@ func (d *Dev) recoverLocked(ctx context.Context, why error) error {
 	} else {
 		d.drainReady()
 		// A wedged module may still parse commands; a dead one ignores this.
-		if _, err := d.port.Write([]byte("AT+RESET\r\n")); err != nil {
+		if _, err := d.getPort().Write([]byte("AT+RESET\r\n")); err != nil {
 			return fmt.Errorf("rylr: %s: %w", d.o.Name, err)
 		}
 		d.waitReady(ctx, 2*time.Second)
@@ -729,9 +738,59 @@ func (d *Dev) stop() bool {
 	d.closed = true
 	close(d.done)
 	d.closeMu.Unlock()
+	d.portMu.Lock()
 	d.port.Close()
+	d.portMu.Unlock()
 	d.wg.Wait()
 	return true
+}
+
+func (d *Dev) getPort() serialport.Port {
+	d.portMu.RLock()
+	defer d.portMu.RUnlock()
+	return d.port
+}
+
+// reconnect reopens the serial device after it went away (a USB adapter
+// unplugged and plugged back, a module power-cycled with its own USB
+// bridge), retrying until it succeeds or the Dev closes. The module is
+// reconfigured afterwards.
+func (d *Dev) reconnect(cause error) bool {
+	d.log.Warn("serial device disconnected, reopening", "path", d.path, "err", cause)
+	d.getPort().Close()
+	for {
+		select {
+		case <-d.done:
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
+		p, err := serialport.Open(d.path, d.o.Baud)
+		if err == nil {
+			err = p.SetReadTimeout(d.o.ReadTimeout)
+		}
+		if err != nil {
+			d.log.Debug("reopen failed", "err", err)
+			if p != nil {
+				p.Close()
+			}
+			continue
+		}
+		d.portMu.Lock()
+		if d.isClosed() {
+			d.portMu.Unlock()
+			p.Close()
+			return false
+		}
+		d.port = p
+		d.portMu.Unlock()
+		d.mu.Lock()
+		d.stats.Reconnects++
+		d.mu.Unlock()
+		d.log.Info("serial device back", "path", d.path)
+		d.needConfig.Store(true)
+		d.kickConfig()
+		return true
+	}
 }
 
 func (d *Dev) isClosed() bool {
@@ -795,13 +854,23 @@ func (d *Dev) readLoop() {
 	chunk := make([]byte, 512)
 	var pendingSince time.Time
 	for {
-		n, err := d.port.Read(chunk)
+		n, err := d.getPort().Read(chunk)
 		if n > 0 {
 			buf = append(buf, chunk[:n]...)
 			pendingSince = time.Time{}
 		}
 		if err != nil && !errors.Is(err, serialport.ErrTimeout) {
-			if d.isClosed() || errors.Is(err, serialport.ErrClosed) {
+			if d.isClosed() {
+				return
+			}
+			if errors.Is(err, serialport.ErrDisconnected) && d.path != "" {
+				if !d.reconnect(err) {
+					return
+				}
+				buf = buf[:0]
+				continue
+			}
+			if errors.Is(err, serialport.ErrClosed) {
 				return
 			}
 			d.log.Warn("serial read failed", "err", err)

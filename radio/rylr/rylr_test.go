@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -492,5 +493,39 @@ func TestATErrorTables(t *testing.T) {
 	}
 	if !errors.Is(&rylr.ATError{Code: 10}, radio.ErrTimeout) || !errors.Is(&rylr.ATError{Code: 13}, radio.ErrFrameTooLarge) {
 		t.Error("ATError does not unwrap to the radio sentinels")
+	}
+}
+
+func TestReopensADisconnectedPort(t *testing.T) {
+	// The serial device disappears (USB adapter unplugged) and a module
+	// comes back under the same name: the driver reopens it by path and
+	// configures the module again.
+	link := filepath.Join(t.TempDir(), "ttyUSB0")
+	first, err := rylrsim.New(&rylrsim.Opts{BinarySafe: true, BootTime: time.Millisecond})
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := os.Symlink(first.Path(), link); err != nil {
+		t.Fatal(err)
+	}
+	d, err := rylr.Open(ctxT(t, 5*time.Second), link, &rylr.Opts{Params: fast, Address: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	first.Close() // unplugged
+	second := emulator(t, &rylrsim.Opts{BinarySafe: true, BootTime: time.Millisecond})
+	os.Remove(link)
+	if err := os.Symlink(second.Path(), link); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(t, 5*time.Second, func() bool { return d.Stats().Reconnects == 1 && second.Settings().Address == 9 }) {
+		t.Fatalf("stats %+v, module settings %+v", d.Stats(), second.Settings())
+	}
+	if err := d.Send(ctxT(t, 2*time.Second), []byte("back")); err != nil {
+		t.Fatalf("Send after reconnecting: %v", err)
+	}
+	if second.Stats().Sent != 1 {
+		t.Fatalf("the new module sent %d frames", second.Stats().Sent)
 	}
 }

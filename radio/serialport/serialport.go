@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.bug.st/serial"
@@ -27,8 +29,12 @@ type Port interface {
 var (
 	// ErrTimeout is returned by Read when the read timeout passed without data.
 	ErrTimeout = errors.New("serialport: read timeout")
-	// ErrClosed is returned by calls on a closed port.
+	// ErrClosed is returned by calls on a port after Close.
 	ErrClosed = errors.New("serialport: port closed")
+	// ErrDisconnected is returned when the device went away under an open
+	// port (a USB adapter unplugged, a pseudo-terminal's other side
+	// closed). The port must be closed and opened again.
+	ErrDisconnected = errors.New("serialport: device disconnected")
 )
 
 // DefaultBaud is the rate Open uses when baud is 0 (the REYAX default).
@@ -52,8 +58,9 @@ func Open(path string, baud int) (Port, error) {
 }
 
 type bugst struct {
-	p    serial.Port
-	name string
+	p      serial.Port
+	name   string
+	closed atomic.Bool
 }
 
 func (b *bugst) String() string { return b.name }
@@ -88,6 +95,7 @@ func (b *bugst) SetReadTimeout(d time.Duration) error {
 func (b *bugst) ResetInput() error { return b.mapErr(b.p.ResetInputBuffer()) }
 
 func (b *bugst) Close() error {
+	b.closed.Store(true)
 	if err := b.p.Close(); err != nil {
 		return fmt.Errorf("serialport: close %s: %w", b.name, err)
 	}
@@ -100,7 +108,14 @@ func (b *bugst) mapErr(err error) error {
 	}
 	var pe *serial.PortError
 	if errors.As(err, &pe) && pe.Code() == serial.PortClosed {
-		return ErrClosed
+		// go.bug.st reports a hang-up the same way as our own Close.
+		if b.closed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %s", ErrDisconnected, b.name)
+	}
+	if errors.Is(err, syscall.EIO) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.ENODEV) {
+		return fmt.Errorf("%w: %s: %v", ErrDisconnected, b.name, err)
 	}
 	return fmt.Errorf("serialport: %s: %w", b.name, err)
 }

@@ -151,3 +151,22 @@ func TestOpenMissingDevice(t *testing.T) {
 		t.Errorf("Open took %v to fail", time.Since(start))
 	}
 }
+
+func TestHangupIsDisconnectNotClose(t *testing.T) {
+	m, s, err := pty.Open()
+	if err != nil {
+		t.Skip(err)
+	}
+	p, err := serialport.Open(s.Name(), 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.SetReadTimeout(time.Second)
+	s.Close()
+	m.Close() // the device goes away under the open port
+	_, err = p.Read(make([]byte, 8))
+	if !errors.Is(err, serialport.ErrDisconnected) {
+		t.Fatalf("got %v, want ErrDisconnected", err)
+	}
+}
