@@ -154,7 +154,9 @@ func New(port spi.Port, reset gpio.PinOut, dio0 gpio.PinIn, opts *Opts) (*Dev, e
 		return nil, fmt.Errorf("sx127x: %s: connect: %w", name, err)
 	}
 	d.c = c
-	if err := dio0.In(gpio.PullDown, gpio.RisingEdge); err != nil {
+	// DIO0 is a push-pull output of the chip: no bias needed, and not
+	// every GPIO driver can set one.
+	if err := dio0.In(gpio.PullNoChange, gpio.RisingEdge); err != nil {
 		return nil, fmt.Errorf("sx127x: %s: DIO0 %s: %w", name, dio0, err)
 	}
 	if err := d.init(); err != nil {
