@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"periph.io/x/conn/v3"
 	pgpio "periph.io/x/conn/v3/gpio"
 
 	"github.com/nexfield/nexfield/clock"
@@ -66,6 +67,8 @@ var patterns = map[State][]step{
 	Fault: {{true, 150 * time.Millisecond}, {false, 150 * time.Millisecond}, {true, 150 * time.Millisecond},
 		{false, 150 * time.Millisecond}, {true, 150 * time.Millisecond}, {false, 1000 * time.Millisecond}},
 }
+
+var _ conn.Resource = (*LED)(nil)
 
 // LEDOpts configures a status LED. The zero value suits an LED between the
 // pin and ground.

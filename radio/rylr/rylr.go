@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"periph.io/x/conn/v3"
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/nexfield/nexfield/clock"
@@ -166,6 +167,7 @@ type Dev struct {
 var (
 	_ radio.Radio    = (*Dev)(nil)
 	_ radio.Airtimer = (*Dev)(nil)
+	_ conn.Resource  = (*Dev)(nil)
 )
 
 // errRebooted is returned by a command interrupted by +READY.
