@@ -9,7 +9,7 @@ import (
 )
 
 // recordExchange runs one exchange and returns every frame sent.
-func recordExchange(t *testing.T, o *EngineOpts, psk []byte, req []byte) [][]byte {
+func recordExchange(t testing.TB, o *EngineOpts, psk []byte, req []byte) [][]byte {
 	t.Helper()
 	n := newVnet(t, 0, 9)
 	var frames [][]byte

@@ -29,7 +29,7 @@ func reverse(b []byte) []byte {
 
 // exchange runs one request from a to b, b answering with the reversed
 // request, and checks both arrive once and intact.
-func exchange(t *testing.T, n *vnet, a, b *vnode, req []byte) Event {
+func exchange(t testing.TB, n *vnet, a, b *vnode, req []byte) Event {
 	t.Helper()
 	b.onRequest = func(ev Event) ([]byte, bool) { return reverse(ev.Data), false }
 	id, err := a.e.Send(n.now, b.addr, req, false)
