@@ -40,8 +40,12 @@ type Opts struct {
 	// 64-bit kernel); when it cannot be read, Go binaries are not checked
 	// for their GOARM.
 	GOOS, GOARCH, GOARM string
-	// BufferSize is the copy buffer of a pull. Zero: 128 KiB.
+	// BufferSize is the copy buffer of a file:// copy. Zero: 128 KiB.
 	BufferSize int
+	// PullWindow bounds the bytes of an object in flight between the server
+	// and the cache (the pull consumer's byte limit). Zero: 4 MiB. Larger
+	// windows pull faster over long round trips and cost that much heap.
+	PullWindow int
 }
 
 // Artifact is a verified binary in the cache.
@@ -62,6 +66,7 @@ type Store struct {
 	log  *slog.Logger
 	plat Platform
 	bufN int
+	win  int
 
 	mu       sync.Mutex
 	inflight map[string]bool // temporary files being written, spared by GC
@@ -108,7 +113,11 @@ func New(dir string, opts *Opts) (*Store, error) {
 	if bufN <= 0 {
 		bufN = 128 << 10
 	}
-	return &Store{dir: dir, log: log, plat: p, bufN: bufN, inflight: map[string]bool{}}, nil
+	win := opts.PullWindow
+	if win <= 0 {
+		win = defaultPullWindow
+	}
+	return &Store{dir: dir, log: log, plat: p, bufN: bufN, win: win, inflight: map[string]bool{}}, nil
 }
 
 // String names the cache and the platform it accepts.
@@ -293,7 +302,7 @@ func (s *Store) fetchObject(ctx context.Context, nc *nats.Conn, uri, bucket, obj
 		s.log.Debug("artifact cached", "uri", uri, "object", name, "digest", a.Digest)
 		return a, nil
 	}
-	res, err := openChunks(ctx, js, srcBucket, info)
+	res, err := openChunks(ctx, js, srcBucket, info, s.win)
 	if err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: object %q: %w", uri, name, err)
 	}

@@ -38,7 +38,7 @@ func BenchmarkPull(b *testing.B) {
 			dir := b.TempDir()
 			b.ReportAllocs()
 			b.ResetTimer()
-			rep, err := artifact.ComparePull(context.Background(), nc, "bench", "bench", dir, b.N)
+			rep, err := artifact.ComparePull(context.Background(), nc, "bench", "bench", dir, b.N, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,18 +10,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// pullWindow bounds what the client buffers of an object in flight. The
-// stock ObjectStore.Get feeds a push consumer whose client-side buffer
-// holds up to 64 MiB, so a fast server and a slow SD card put most of an
-// object in the heap; a pull consumer asks for pullWindow bytes at a time.
-const pullWindow = 4 << 20
+// defaultPullWindow bounds what the client buffers of an object in
+// flight. The stock ObjectStore.Get feeds a push consumer whose
+// client-side buffer holds up to 64 MiB, so a fast server and a slow SD
+// card put most of an object in the heap; a pull consumer asks for a
+// window of bytes at a time.
+const defaultPullWindow = 4 << 20
 
 // pullIdle ends a pull that receives nothing for this long (a server or
 // link that went away), even when the caller's context has no deadline.
 const pullIdle = 30 * time.Second
 
 // chunkReader reads an object's chunks in order through a pull-based
-// ordered consumer, holding at most pullWindow bytes. It stops with a
+// ordered consumer, holding at most window bytes. It stops with a
 // truncation error when the stream has no more chunks before Size bytes
 // arrived (a chunk was lost), instead of waiting forever.
 type chunkReader struct {
@@ -33,7 +34,7 @@ type chunkReader struct {
 	last bool
 }
 
-func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info *jetstream.ObjectInfo) (io.ReadCloser, error) {
+func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info *jetstream.ObjectInfo, window int) (io.ReadCloser, error) {
 	if info.Size == 0 {
 		return io.NopCloser(eofReader{}), nil
 	}
@@ -48,9 +49,9 @@ func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info
 	n := 64
 	if info.Chunks > 0 {
 		chunk := max(info.Size/uint64(info.Chunks), 1)
-		n = int(min(max(2*pullWindow/chunk, 16), 4096))
+		n = int(min(max(2*uint64(window)/chunk, 16), 4096))
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(n, pullWindow))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(n, window))
 	if err != nil {
 		return nil, err
 	}

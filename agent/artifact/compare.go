@@ -49,9 +49,9 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // ComparePull reads nats://bucket/name (object name_latest) runs times
 // both ways, alternating: ObjectStore.Get into io.Discard, and Fetch into a
-// fresh cache under dir (removed after each run). The object must pass the
-// executable check (a #! script of any size does).
-func ComparePull(ctx context.Context, nc *nats.Conn, bucket, name, dir string, runs int) (PullReport, error) {
+// fresh cache under dir (removed after each run) made with opts. The object
+// must pass the executable check (a #! script of any size does).
+func ComparePull(ctx context.Context, nc *nats.Conn, bucket, name, dir string, runs int, opts *Opts) (PullReport, error) {
 	if runs <= 0 {
 		runs = 1
 	}
@@ -87,7 +87,7 @@ func ComparePull(ctx context.Context, nc *nats.Conn, bucket, name, dir string, r
 		rep.GetHeapPeak, rep.GetLivePeak = max(rep.GetHeapPeak, peak), max(rep.GetLivePeak, live)
 
 		cache := filepath.Join(dir, fmt.Sprintf("compare-%d", i))
-		s, err := New(cache, nil)
+		s, err := New(cache, opts)
 		if err != nil {
 			return rep, err
 		}

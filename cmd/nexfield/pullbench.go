@@ -29,6 +29,7 @@ type benchPullConfig struct {
 	creds   string
 	bucket  string
 	dir     string
+	window  int
 	serve   string // internal: run as the benchmark's server process
 }
 
@@ -41,6 +42,7 @@ func benchPullFlags() (*flag.FlagSet, *benchPullConfig) {
 	fs.StringVar(&c.creds, "creds", "", "NATS .creds file for --server")
 	fs.StringVar(&c.bucket, "bucket", "nexfield_bench", "object store bucket to create, use and delete")
 	fs.StringVar(&c.dir, "dir", "", "directory for the temporary caches (default: the system temp dir; use the agent's disk to measure it)")
+	fs.IntVar(&c.window, "window", 0, "pull window in KiB: bytes in flight between server and cache (default 4096)")
 	fs.StringVar(&c.serve, "serve-store", "", "internal: serve JetStream from this store dir until stdin closes")
 	return fs, c
 }
@@ -105,7 +107,7 @@ func runBenchPull(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("bench pull: upload: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "object %d MiB, %d runs against a %s; caches in %s\n", c.sizeMiB, c.runs, where, tmp)
-	rep, err := artifact.ComparePull(ctx, nc, c.bucket, "bench", tmp, c.runs)
+	rep, err := artifact.ComparePull(ctx, nc, c.bucket, "bench", tmp, c.runs, &artifact.Opts{PullWindow: c.window << 10})
 	if err != nil {
 		return fmt.Errorf("bench pull: %w", err)
 	}
