@@ -452,8 +452,12 @@ func (d *Dev) commandBytes(ctx context.Context, line []byte, label string, timeo
 		}
 	}
 	if _, err := d.getPort().Write(line); err != nil {
-		if errors.Is(err, serialport.ErrClosed) && d.isClosed() {
+		if d.isClosed() {
 			return response{}, radio.ErrClosed
+		}
+		if errors.Is(err, serialport.ErrDisconnected) || errors.Is(err, serialport.ErrClosed) {
+			// Gone, or closed by the reader that is reopening it.
+			return response{}, fmt.Errorf("%w: rylr: %s: serial device disconnected (reopening): %w", radio.ErrNoDevice, d.o.Name, err)
 		}
 		return response{}, fmt.Errorf("rylr: %s: write %s: %w", d.o.Name, label, err)
 	}

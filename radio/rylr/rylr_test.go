@@ -514,6 +514,12 @@ func TestReopensADisconnectedPort(t *testing.T) {
 	}
 	defer d.Close()
 	first.Close() // unplugged
+	if !eventually(t, 2*time.Second, func() bool {
+		err := d.Send(ctxT(t, time.Second), []byte("anyone?"))
+		return errors.Is(err, radio.ErrNoDevice) && strings.Contains(err.Error(), "disconnected")
+	}) {
+		t.Fatal("Send on an unplugged device does not say so")
+	}
 	second := emulator(t, &rylrsim.Opts{BinarySafe: true, BootTime: time.Millisecond})
 	os.Remove(link)
 	if err := os.Symlink(second.Path(), link); err != nil {

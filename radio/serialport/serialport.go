@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -61,6 +62,10 @@ type bugst struct {
 	p      serial.Port
 	name   string
 	closed atomic.Bool
+	// wmu keeps Close from releasing the descriptor under a Write:
+	// go.bug.st writes to the raw fd, which the kernel may hand to another
+	// file once closed.
+	wmu sync.RWMutex
 }
 
 func (b *bugst) String() string { return b.name }
@@ -78,6 +83,11 @@ func (b *bugst) Read(buf []byte) (int, error) {
 }
 
 func (b *bugst) Write(buf []byte) (int, error) {
+	b.wmu.RLock()
+	defer b.wmu.RUnlock()
+	if b.closed.Load() {
+		return 0, ErrClosed
+	}
 	n, err := b.p.Write(buf)
 	if err != nil {
 		return n, b.mapErr(err)
@@ -86,15 +96,27 @@ func (b *bugst) Write(buf []byte) (int, error) {
 }
 
 func (b *bugst) SetReadTimeout(d time.Duration) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
 	if d <= 0 {
 		d = serial.NoTimeout
 	}
 	return b.mapErr(b.p.SetReadTimeout(d))
 }
 
-func (b *bugst) ResetInput() error { return b.mapErr(b.p.ResetInputBuffer()) }
+func (b *bugst) ResetInput() error {
+	b.wmu.RLock()
+	defer b.wmu.RUnlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	return b.mapErr(b.p.ResetInputBuffer())
+}
 
 func (b *bugst) Close() error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.closed.Store(true)
 	if err := b.p.Close(); err != nil {
 		return fmt.Errorf("serialport: close %s: %w", b.name, err)

@@ -84,8 +84,11 @@ func TestCloseUnblocksReader(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := p.Write([]byte("AT\r\n")); !errors.Is(err, serialport.ErrClosed) && err == nil {
-		t.Errorf("Write after Close succeeded")
+	if _, err := p.Write([]byte("AT\r\n")); !errors.Is(err, serialport.ErrClosed) {
+		t.Errorf("Write after Close: %v, want ErrClosed", err)
+	}
+	if err := p.SetReadTimeout(time.Second); err == nil {
+		t.Errorf("SetReadTimeout after Close succeeded")
 	}
 }
 
