@@ -31,6 +31,9 @@ var (
 	ErrInvalidOpts = errors.New("agent: invalid options")
 	// ErrNotRegistered is what Healthy returns before the first registration.
 	ErrNotRegistered = errors.New("agent: not registered")
+	// ErrDisconnected is returned by Healthy while the NATS connection is
+	// down and being retried.
+	ErrDisconnected = errors.New("agent: NATS connection lost")
 	// ErrLameduck refuses new work after SETLAMEDUCK.
 	ErrLameduck = errors.New("agent is in lameduck mode and accepts no new workloads")
 )
@@ -295,7 +298,7 @@ func (a *Agent) Healthy() error {
 		return ErrNotRegistered
 	}
 	if !s.nc.IsConnected() {
-		return fmt.Errorf("agent: NATS connection %s", s.nc.Status())
+		return fmt.Errorf("%w (%s)", ErrDisconnected, s.nc.Status())
 	}
 	ok := time.Unix(0, a.lastHBOK.Load())
 	if age := a.clk.Now().Sub(ok); age > 3*a.opts.Heartbeat {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,7 +88,14 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	log.Info("agent starting", "servers", c.server, "nexus", c.nexus, "type", c.typ, "state_dir", c.stateDir)
-	return a.Run(ctx)
+	return runUnderSystemd(ctx, log, a.Run, a.Ready(), a.Status, func() error {
+		// Waiting for a node or for NATS to come back is the loop working,
+		// not stuck: a restart would not help, so the pings go on.
+		if err := a.Healthy(); err != nil && !errors.Is(err, agent.ErrNotRegistered) && !errors.Is(err, agent.ErrDisconnected) {
+			return err
+		}
+		return nil
+	})
 }
 
 // newLogger builds the process logger from --log-format and --log-level.

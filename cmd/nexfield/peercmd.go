@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/peer"
+	"github.com/nexfield/nexfield/systemd"
 )
 
 // peerConfig is what "nexfield peer" reads.
@@ -55,19 +57,42 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	p := &peerRun{cfg: c, h: h, log: log, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
+	return runUnderSystemd(ctx, log, p.run, p.ready, p.status, p.hb.Check(30*time.Second))
+}
+
+// peerRun is the peer's main loop and what systemd is told about it.
+type peerRun struct {
+	cfg   *peerConfig
+	h     *peer.Handler
+	log   *slog.Logger
+	ready chan struct{} // closed when the radio is up and the model loaded
+	once  sync.Once
+	hb    *systemd.Heartbeat
+
+	mu   sync.Mutex
+	link *chunking.Link // nil while the radio is being reopened
+	down string         // why the radio is down
+}
+
+func (p *peerRun) run(ctx context.Context) error {
+	go p.watch(ctx)
 	backoff := time.Second
 	for {
 		started := time.Now()
-		err := servePeerOnce(ctx, c, h, log)
+		err := p.serveOnce(ctx)
 		if ctx.Err() != nil {
-			st := h.Stats()
-			log.Info("peer stopped", "served", st.Served, "failed", st.Failed)
+			st := p.h.Stats()
+			p.log.Info("peer stopped", "served", st.Served, "failed", st.Failed)
 			return nil
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
 		}
-		log.Error("radio link down; reopening", "err", err, "retry_in", backoff.String())
+		p.mu.Lock()
+		p.down = err.Error()
+		p.mu.Unlock()
+		p.log.Error("radio link down; reopening", "err", err, "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
 			return nil
@@ -77,7 +102,43 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	}
 }
 
-func servePeerOnce(ctx context.Context, c *peerConfig, h *peer.Handler, log *slog.Logger) error {
+// watch beats the heartbeat only while the link's loop answers: a link stuck
+// on a wedged radio stops the beats, the watchdog pings and so, after
+// WatchdogSec, the process. While the radio is being reopened the loop above
+// is alive and the beats go on.
+func (p *peerRun) watch(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		l := p.link
+		p.mu.Unlock()
+		if l != nil {
+			l.Stats() // takes the link's lock: blocks if its loop is stuck
+		}
+		p.hb.Beat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *peerRun) status() string {
+	st := p.h.Stats()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.link == nil {
+		return fmt.Sprintf("radio down (%s); %d answered", p.down, st.Served)
+	}
+	ls := p.link.Stats()
+	return fmt.Sprintf("listening as %d; %d answered, %d failed; frames sent %d, accepted %d, dropped %d",
+		p.cfg.link.address, st.Served, st.Failed, ls.Sent, ls.Accepted, ls.Dropped)
+}
+
+func (p *peerRun) serveOnce(ctx context.Context) error {
+	c, h, log := p.cfg, p.h, p.log
 	r, err := c.radio.open(ctx, "peer", log.With("component", "radio"))
 	if err != nil {
 		return err
@@ -88,7 +149,16 @@ func servePeerOnce(ctx context.Context, c *peerConfig, h *peer.Handler, log *slo
 		return err
 	}
 	defer l.Close()
+	p.mu.Lock()
+	p.link = l
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.link = nil
+		p.mu.Unlock()
+	}()
 	log.Info("peer listening", "address", c.link.address, "radio", fmt.Sprint(r), "mtu", r.MTU())
+	p.once.Do(func() { close(p.ready) })
 	return l.Serve(ctx, func(ctx context.Context, from chunking.Addr, req []byte) ([]byte, error) {
 		return h.Handle(ctx, req)
 	})
