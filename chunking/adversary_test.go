@@ -77,10 +77,11 @@ func TestAdversary(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := range 10 {
 				n := newVnet(t, 0.1, uint64(seed))
+				cs := &EngineOpts{CarrierSense: seed%2 == 1}
 				// The recorded exchange is replayed after two newer ones
 				// (frames of the latest message are duplicates, which the
 				// "duplicated" case covers).
-				a, b := n.add(1, nil), n.add(2, nil)
+				a, b := n.add(1, cs), n.add(2, cs)
 				exchange(t, n, a, b, payload(3000, 77))
 				exchange(t, n, a, b, payload(10, 78))
 				a.events, b.events = nil, nil

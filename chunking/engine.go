@@ -165,6 +165,12 @@ type EngineOpts struct {
 	// Turnaround is the radio's receive-to-transmit switch time plus driver
 	// latency; answers wait this long and timers allow for it. Zero: 10 ms.
 	Turnaround time.Duration
+	// CarrierSense says the driver listens before it talks (the radio is a
+	// radio.CarrierSenser): a receiver then acknowledges a burst whose last
+	// frame was lost when the channel falls silent, instead of waiting to
+	// be polled. Without carrier sense that ACK could collide with the rest
+	// of the burst, so it is off by default.
+	CarrierSense bool
 	// Seed seeds the back-off jitter.
 	Seed uint64
 }
@@ -284,7 +290,8 @@ type inMsg struct {
 	dead      bool // refused or aborted
 	ackSeq    int
 	grace     time.Time
-	acked     bool // ACK(complete) sent or due
+	silence   time.Time // acknowledge if no frame arrives by then
+	acked     bool      // ACK(complete) sent or due
 	rx        *xfer
 	stats     Stats
 	start     time.Time
@@ -863,6 +870,7 @@ func (e *Engine) Deadline() (time.Time, bool) {
 		}
 		if p.in != nil && !p.in.dead {
 			set(p.in.grace)
+			set(p.in.silence)
 			xd(p.in.rx)
 		}
 	}
@@ -877,6 +885,11 @@ func (e *Engine) Tick(now time.Time) {
 	due := func(x *xfer) bool { return x != nil && x.state == xWaitAck && !now.Before(x.deadline) }
 	for _, p := range e.order {
 		if m := p.in; m != nil && !m.dead {
+			if !m.silence.IsZero() && !now.Before(m.silence) {
+				// The burst stopped short of its last frame.
+				m.silence = time.Time{}
+				e.respond(now, p, m)
+			}
 			if !m.grace.IsZero() && !now.Before(m.grace) {
 				m.grace = time.Time{}
 				if m.rx == nil {
@@ -1104,8 +1117,14 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 			e.emit(Event{Kind: kind, ID: m.id, Peer: p.addr, Data: pl, Stats: m.stats})
 		}
 	}
+	m.silence = time.Time{}
 	if solicit {
 		e.respond(now, p, m)
+	} else if e.o.CarrierSense {
+		// More of the burst should follow back to back. A pending ACK
+		// from an earlier silence is stale now.
+		p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.x == nil && it.st == &m.stats })
+		m.silence = now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond)
 	}
 	return true
 }

@@ -59,12 +59,14 @@ func TestExchange(t *testing.T) {
 		seeds int
 	}{
 		{0, 0, 1}, {1, 0, 1}, {100, 0, 1}, {237, 0, 1}, {238, 0, 1}, {5000, 0, 1}, {65536, 0, 1},
-		{100, 0.3, 40}, {5000, 0.1, 20}, {5000, 0.3, 40}, {16384, 0.3, 5}, {65536, 0.5, 2},
+		{100, 0.3, 40}, {5000, 0.1, 20}, {5000, 0.3, 40}, {16384, 0.3, 6}, {65536, 0.5, 2},
 	} {
 		t.Run(fmt.Sprintf("size=%d/loss=%.1f", tc.size, tc.loss), func(t *testing.T) {
 			for s := range tc.seeds {
 				n := newVnet(t, tc.loss, uint64(s))
-				a, b := n.add(1, nil), n.add(2, nil)
+				// Odd seeds: the drivers listen before talking.
+				cs := &EngineOpts{CarrierSense: s%2 == 1}
+				a, b := n.add(1, cs), n.add(2, cs)
 				calls := 0
 				ev := exchange(t, n, a, b, payload(tc.size, uint64(s)))
 				for _, e := range b.events {
@@ -161,10 +163,10 @@ func TestPeerSilentAborts(t *testing.T) {
 func TestMultiPeer(t *testing.T) {
 	for s := range 10 {
 		n := newVnet(t, 0.1, uint64(s))
-		gw := n.add(1, &EngineOpts{Peers: []Addr{2, 3, 4}})
-		p2 := n.add(2, &EngineOpts{Peers: []Addr{1, 3}})
-		p3 := n.add(3, &EngineOpts{Peers: []Addr{1, 2}})
-		n.add(4, &EngineOpts{Peers: []Addr{1}}) // a bystander that hears everything
+		gw := n.add(1, &EngineOpts{Peers: []Addr{2, 3, 4}, CarrierSense: s%2 == 0})
+		p2 := n.add(2, &EngineOpts{Peers: []Addr{1, 3}, CarrierSense: s%2 == 0})
+		p3 := n.add(3, &EngineOpts{Peers: []Addr{1, 2}, CarrierSense: s%2 == 0})
+		n.add(4, &EngineOpts{Peers: []Addr{1}, CarrierSense: s%2 == 0}) // a bystander that hears everything
 		for _, v := range n.nodes {
 			v.onRequest = func(ev Event) ([]byte, bool) { return append([]byte{byte(v.addr)}, ev.Data...), false }
 		}

@@ -107,6 +107,9 @@ func New(r radio.Radio, self Addr, psk []byte, opts *Opts) (*Link, error) {
 			o.Airtime = at.Airtime
 		}
 	}
+	if _, ok := r.(radio.CarrierSenser); ok {
+		o.CarrierSense = true
+	}
 	if o.Backlog == 0 {
 		o.Backlog = 16
 	}

@@ -68,6 +68,7 @@ func (p *Endpoint) engine(env linkbench.Env) *chunking.Engine {
 		o := p.opts
 		o.Airtime = env.Airtime
 		o.Seed = p.seed
+		o.CarrierSense = true // the harness's Env.ChannelBusy
 		o.Peers = []chunking.Addr{p.peer}
 		p.e, p.Err = chunking.NewEngine(p.self, psk, &o)
 	}
