@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -36,8 +37,46 @@ func (e *env) startChannel(ctx context.Context) error {
 	return nil
 }
 
-// radioArgs are the radio flags of a process on the simulated channel.
+// Stations that get an emulated RYLR998 module, in module order.
+var stations = []string{"relay-1", "relay-4", "north", "south"}
+
+// startModules runs emulated RYLR998 modules on pseudo-terminals, their
+// antennas on the simulated channel, so the relay and the peers drive them
+// through the real UART driver (AT commands, +RCV parsing, module timing).
+func (e *env) startModules(ctx context.Context) error {
+	if !e.o.RYLR {
+		return nil
+	}
+	link := filepath.Join(e.dir, "rylr")
+	if _, err := e.child(ctx, "modules", "radio", "emulate", "--modules", fmt.Sprint(len(stations)),
+		"--hub", e.hub, "--link", link); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for i := range stations {
+		for {
+			if _, err := os.Stat(fmt.Sprintf("%s%d", link, i)); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("emulated modules did not come up; their log:\n%s", e.logTail("modules"))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// radioArgs are the radio flags of the process at station name: its
+// emulated RYLR998 module, or a radio straight on the simulated channel.
 func (e *env) radioArgs(name string) []string {
+	if e.o.RYLR {
+		for i, s := range stations {
+			if s == name {
+				return []string{"--driver", "rylr", "--port", fmt.Sprintf("%s%d", filepath.Join(e.dir, "rylr"), i), "--region", "us915"}
+			}
+		}
+	}
 	return []string{"--driver", "sim", "--hub", e.hub, "--region", "us915", "--radio-name", name}
 }
 
@@ -49,20 +88,15 @@ func (e *env) startPeers(ctx context.Context) error {
 			return err
 		}
 	}
-	// A peer is up once its radio has joined the channel.
-	deadline := time.Now().Add(15 * time.Second)
+	// A peer is up once it logs that it listens.
+	deadline := time.Now().Add(20 * time.Second)
 	for _, p := range peers {
-		for {
-			if _, ok := e.hubStats(p.name); ok {
-				break
-			}
+		for !e.logContains("peer-"+p.name, "peer listening") {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("peer %s did not join the channel; its log:\n%s", p.name, e.logTail("peer-"+p.name))
+				return fmt.Errorf("peer %s did not come up; its log:\n%s", p.name, e.logTail("peer-"+p.name))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	return nil
 }
-
-func (e *env) hubStats(name string) (sim.Stats, bool) { return e.air.Stats(name) }

@@ -48,6 +48,10 @@ type Opts struct {
 	Keep bool
 	// Migrate runs two agents and moves the relay between them while requests flow.
 	Migrate bool
+	// RYLR puts an emulated RYLR998 module on a pseudo-terminal between each
+	// station and the simulated channel, so the real UART driver runs.
+	// Zero: radios straight on the channel.
+	RYLR bool
 	// Loss is the simulated channel's i.i.d. frame loss. Zero: none.
 	Loss float64
 	// Seed makes the simulated channel repeatable.
@@ -136,6 +140,7 @@ func Run(ctx context.Context, o Opts) (res *Result, err error) {
 		{"write the link key", e.writeKey},
 		{"upload nexfield to the object store", e.upload},
 		{"open the simulated 915 MHz channel", e.startChannel},
+		{"start the emulated RYLR998 modules", e.startModules},
 		{"start the air-gapped peers", e.startPeers},
 		{"start the node stand-in and the agent", e.startNodeAndAgents},
 		{"deploy the relay through the Nex protocol", e.deployRelay},
@@ -277,6 +282,12 @@ func (e *env) child(ctx context.Context, name string, args ...string) (*exec.Cmd
 		}
 	})
 	return cmd, nil
+}
+
+// logContains reports whether a child's log holds s.
+func (e *env) logContains(name, s string) bool {
+	b, err := os.ReadFile(filepath.Join(e.dir, name+".log"))
+	return err == nil && strings.Contains(string(b), s)
 }
 
 // logTail returns the end of a child's log, for error messages.

@@ -113,7 +113,7 @@ func (e *env) workloadsOn(agentName string) []string {
 // the relay binary from the object store, as a service.
 func (e *env) relayRequest(addr int) (nexapi.StartWorkloadRequest, error) {
 	argv := append([]string{"relay", "--address", fmt.Sprint(addr), "--peers", "north=2,south=3",
-		"--psk-file", e.psk, "--log-level", "debug"}, e.radioArgs("relay")...)
+		"--psk-file", e.psk, "--log-level", "debug"}, e.radioArgs(fmt.Sprintf("relay-%d", addr))...)
 	run, err := json.Marshal(agent.StartRequest{
 		URI:         "nats://" + Bucket + "/nexfield",
 		Argv:        argv,

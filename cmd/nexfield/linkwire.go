@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/radio"
+	"github.com/nexfield/nexfield/radio/rylr"
 )
 
 // linkConfig holds the flags of the link layer shared by relay, peer and send.
@@ -21,6 +23,7 @@ type linkConfig struct {
 	stateDir   string
 	maxMessage int
 	cipher     string
+	turnaround time.Duration
 }
 
 func addLinkFlags(fs *flag.FlagSet, defaultAddr int) *linkConfig {
@@ -31,6 +34,7 @@ func addLinkFlags(fs *flag.FlagSet, defaultAddr int) *linkConfig {
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/nexfield", "where the link's message counters are persisted (a power cut must never reuse a nonce)")
 	fs.IntVar(&c.maxMessage, "link-max-message", 64<<10, "largest message the link accepts, in bytes")
 	fs.StringVar(&c.cipher, "cipher", "ccm8", "frame AEAD: ccm8 (AES-128-CCM, 8-byte tag) or chacha20 (ChaCha20-Poly1305)")
+	fs.DurationVar(&c.turnaround, "turnaround", 0, "receive-to-transmit time the link allows the other side's radio (0: from the driver; a UART module needs the time to move a frame over its serial line)")
 	return c
 }
 
@@ -57,6 +61,19 @@ func readPSK(path string) ([]byte, error) {
 	return key, nil
 }
 
+// driverTurnaround is how long after a frame ends the radio on the other
+// side may still be deaf. An SPI chip switches in well under a millisecond
+// (the engine's default covers the driver); a UART module must first pass
+// the received frame to its host as a +RCV line and take the answer in as
+// an AT+SEND line, each up to ~260 bytes at the serial rate.
+func driverTurnaround(r radio.Radio) time.Duration {
+	if d, ok := r.(*rylr.Dev); ok {
+		line := time.Duration(260*10) * time.Second / time.Duration(d.Baud())
+		return 2*line + 10*time.Millisecond
+	}
+	return 0
+}
+
 func (c *linkConfig) open(r radio.Radio, log *slog.Logger) (*chunking.Link, error) {
 	if c.address < 1 || c.address > 254 {
 		return nil, usageError{fmt.Sprintf("--address %d: want 1-254", c.address)}
@@ -80,9 +97,13 @@ func (c *linkConfig) open(r radio.Radio, log *slog.Logger) (*chunking.Link, erro
 	if err := os.MkdirAll(c.stateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("link state: %w", err)
 	}
+	turnaround := c.turnaround
+	if turnaround == 0 {
+		turnaround = driverTurnaround(r)
+	}
 	store := chunking.FileStore{Path: filepath.Join(c.stateDir, fmt.Sprintf("link-%d-%d.counters", c.linkID, c.address))}
 	return chunking.New(r, chunking.Addr(c.address), psk, &chunking.Opts{
-		EngineOpts: chunking.EngineOpts{LinkID: byte(c.linkID), MaxMessage: c.maxMessage, Store: store, Cipher: ciph},
+		EngineOpts: chunking.EngineOpts{LinkID: byte(c.linkID), MaxMessage: c.maxMessage, Store: store, Cipher: ciph, Turnaround: turnaround},
 		Logger:     log,
 	})
 }

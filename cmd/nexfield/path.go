@@ -162,6 +162,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	keep := fs.Bool("keep", false, "keep everything running after the samples and print commands to try")
 	migrate := fs.Bool("migrate", false, "run two agents and move the relay between them while requests flow")
 	loss := fs.Float64("loss", 0.05, "simulated frame loss on the channel (0-1)")
+	radioKind := fs.String("radio", "rylr", "rylr: every station drives an emulated RYLR998 module on a pseudo-terminal through the UART driver; sim: radios straight on the simulated channel")
 	seed := fs.Int64("seed", 1, "seed of the simulated channel")
 	verbose := fs.Bool("v", false, "show the logs of every process")
 	if err := fs.Parse(args); err != nil {
@@ -183,9 +184,12 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	if e.self == "" {
 		return errors.New("demo: cannot find the nexfield executable")
 	}
+	if *radioKind != "rylr" && *radioKind != "sim" {
+		return usageError{"demo: --radio must be rylr or sim"}
+	}
 	fmt.Fprintln(e.stdout, "nexfield demo: NATS + JetStream, a Nex node stand-in, the agent, the relay pulled from the object store, two air-gapped peers on a simulated 915 MHz channel")
 	_, err := demo.Run(ctx, demo.Opts{Self: e.self, Samples: samples, JSON: *asJSON, Keep: *keep, Migrate: *migrate,
-		Loss: *loss, Seed: *seed, Out: e.stdout, Logger: log, Verbose: *verbose})
+		RYLR: *radioKind == "rylr", Loss: *loss, Seed: *seed, Out: e.stdout, Logger: log, Verbose: *verbose})
 	return err
 }
 

@@ -692,6 +692,10 @@ func (d *Dev) Receive(ctx context.Context) (radio.Frame, error) {
 // less when the dwell limit allows fewer at the configured settings.
 func (d *Dev) MTU() int { return d.mtu }
 
+// Baud is the serial rate to the module; with the frame size it bounds how
+// long the module takes to hand a frame over.
+func (d *Dev) Baud() int { return d.o.Baud }
+
 // Airtime is the time on air of a frame carrying n payload bytes, including
 // the encoding and the module's 8 hidden bytes.
 func (d *Dev) Airtime(n int) time.Duration {
