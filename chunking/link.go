@@ -402,6 +402,10 @@ func (l *Link) dispatch(evs []Event) {
 				w.progress(Progress{Sent: ev.Sent, Acked: ev.Acked, Total: ev.Total})
 			}
 		case EventReply, EventDelivered, EventFailed:
+			if ev.Err != nil {
+				l.log.Debug("exchange ended with an error", "peer", ev.Peer, "err", ev.Err,
+					"frames", ev.Stats.Frames, "retries", ev.Stats.Retries, "airtime_ms", ev.Stats.Airtime.Milliseconds())
+			}
 			l.mu.Lock()
 			w := l.waiters[ev.ID]
 			delete(l.waiters, ev.ID)
