@@ -142,7 +142,7 @@ type EngineOpts struct {
 	// 2048 fragments.
 	MaxMessage int
 	// MaxAckRequests is the retry budget: consecutive unanswered ACK
-	// requests before a message is aborted. Zero: 24; at least 16.
+	// requests before a message is aborted. Zero: 32; at least 16.
 	MaxAckRequests int
 	// MaxBuffered caps the bytes held for reassembly and cached replies
 	// across peers. Zero: 4 × MaxMessage.
@@ -159,9 +159,6 @@ type EngineOpts struct {
 	// (which doubles as the acknowledgement) before acknowledging a
 	// complete request on its own. Zero: 250 ms.
 	ReplyGrace time.Duration
-	// ReplyPoll is how often a requester asks about a request that is
-	// acknowledged but not answered yet. Zero: 5 s.
-	ReplyPoll time.Duration
 	// Turnaround is the radio's receive-to-transmit switch time plus driver
 	// latency; answers wait this long and timers allow for it. Zero: 10 ms.
 	Turnaround time.Duration
@@ -326,7 +323,7 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 		o.MaxMessage = 64 << 10
 	}
 	if o.MaxAckRequests == 0 {
-		o.MaxAckRequests = 24
+		o.MaxAckRequests = 32
 	}
 	if o.MaxAckRequests < 16 {
 		return nil, fmt.Errorf("%w: MaxAckRequests %d, want at least 16", ErrInvalidOpts, o.MaxAckRequests)
@@ -342,9 +339,6 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 	}
 	if o.ReplyGrace == 0 {
 		o.ReplyGrace = 250 * time.Millisecond
-	}
-	if o.ReplyPoll == 0 {
-		o.ReplyPoll = 5 * time.Second
 	}
 	if o.Turnaround == 0 {
 		o.Turnaround = 10 * time.Millisecond

@@ -155,8 +155,8 @@ func TestPeerSilentAborts(t *testing.T) {
 	if len(f) != 1 || !errors.Is(f[0].Err, ErrNoAck) {
 		t.Fatalf("got %+v, want ErrNoAck", f)
 	}
-	if f[0].Stats.Frames < 24 {
-		t.Errorf("gave up after %d frames, want at least the 24 ACK requests", f[0].Stats.Frames)
+	if f[0].Stats.Frames < 32 {
+		t.Errorf("gave up after %d frames, want at least the 32 ACK requests", f[0].Stats.Frames)
 	}
 }
 

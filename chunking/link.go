@@ -160,7 +160,9 @@ func (l *Link) poke() {
 }
 
 // Request sends payload to peer and waits for the reply. Stats describe the
-// exchange. A handler failure on the peer is a *RemoteError.
+// exchange. A handler failure on the peer is a *RemoteError. Once the peer
+// has the whole request, the peer drives the reply (and retries it); ctx
+// bounds the whole exchange, the handler's run time included.
 func (l *Link) Request(ctx context.Context, peer Addr, payload []byte, opts ...RequestOption) ([]byte, Stats, error) {
 	var ro requestOpts
 	for _, fn := range opts {
