@@ -162,6 +162,15 @@ type EngineOpts struct {
 	// Turnaround is the radio's receive-to-transmit switch time plus driver
 	// latency; answers wait this long and timers allow for it. Zero: 10 ms.
 	Turnaround time.Duration
+	// Inactivity frees the state of a peer's message (partial reassembly or
+	// cached reply) after this long without a frame about it; a sender that
+	// comes back later is refused. Zero: 60 s.
+	Inactivity time.Duration
+	// ReplyCheck is how long a requester whose request was acknowledged
+	// waits in silence before asking the peer whether it still has the
+	// request (a restarted peer then refuses it at once). Zero: never; the
+	// caller's deadline bounds the wait. Link sets 30 s.
+	ReplyCheck time.Duration
 	// CarrierSense says the driver listens before it talks (the radio is a
 	// radio.CarrierSenser): a receiver then acknowledges a burst whose last
 	// frame was lost when the channel falls silent, instead of waiting to
@@ -272,7 +281,8 @@ type outMsg struct {
 	reply   reasm
 	rkind   fragKind
 	rackSeq int
-	rack    []byte // the final RACK, repeated on RPOLL
+	rack    []byte    // the final RACK, repeated on RPOLL
+	wait    time.Time // waiting for the reply: ask again if the peer is silent until then
 	stats   Stats
 	start   time.Time
 }
@@ -288,6 +298,7 @@ type inMsg struct {
 	ackSeq    int
 	grace     time.Time
 	silence   time.Time // acknowledge if no frame arrives by then
+	lastSeen  time.Time
 	acked     bool      // ACK(complete) sent or due
 	rx        *xfer
 	stats     Stats
@@ -339,6 +350,9 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 	}
 	if o.ReplyGrace == 0 {
 		o.ReplyGrace = 250 * time.Millisecond
+	}
+	if o.Inactivity == 0 {
+		o.Inactivity = time.Minute
 	}
 	if o.Turnaround == 0 {
 		o.Turnaround = 10 * time.Millisecond
@@ -859,8 +873,19 @@ func (e *Engine) Deadline() (time.Time, bool) {
 				set(e.listen)
 			}
 		}
-		if len(p.out) > 0 && p.out[0].state == oSending {
-			xd(p.out[0].x)
+		if len(p.out) > 0 {
+			switch o := p.out[0]; o.state {
+			case oSending:
+				xd(o.x)
+			case oWaitReply:
+				xd(o.x)
+				if o.x.state == xDone {
+					set(o.wait)
+				}
+			}
+		}
+		if p.in != nil && !p.in.lastSeen.IsZero() && (p.in.rx == nil || p.in.rx.state == xDone) {
+			set(p.in.lastSeen.Add(e.o.Inactivity))
 		}
 		if p.in != nil && !p.in.dead {
 			set(p.in.grace)
@@ -878,6 +903,11 @@ func (e *Engine) Tick(now time.Time) {
 	}
 	due := func(x *xfer) bool { return x != nil && x.state == xWaitAck && !now.Before(x.deadline) }
 	for _, p := range e.order {
+		if m := p.in; m != nil && !m.lastSeen.IsZero() && !now.Before(m.lastSeen.Add(e.o.Inactivity)) &&
+			(m.rx == nil || m.rx.state == xDone) {
+			// The sender went away: free what its message holds.
+			e.dropIn(p)
+		}
 		if m := p.in; m != nil && !m.dead {
 			if !m.silence.IsZero() && !now.Before(m.silence) {
 				// The burst stopped short of its last frame.
@@ -900,10 +930,19 @@ func (e *Engine) Tick(now time.Time) {
 				}
 			}
 		}
-		if len(p.out) == 0 || p.out[0].state != oSending || !due(p.out[0].x) {
+		if len(p.out) == 0 {
 			continue
 		}
 		o := p.out[0]
+		if o.state == oWaitReply && o.x.state == xDone && !o.wait.IsZero() && !now.Before(o.wait) {
+			// Nothing from the peer for a long while: is it still there?
+			o.wait = now.Add(e.o.ReplyCheck)
+			e.queuePoll(now, o.x)
+			continue
+		}
+		if (o.state != oSending && o.state != oWaitReply) || !due(o.x) {
+			continue
+		}
 		if o.x.polls >= e.o.MaxAckRequests {
 			h := header{link: p.txTag, hint: byte(o.x.counter), ctl: ctlCtl(ctlAbort, 0)}
 			p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, o.x.counter, nil), st: &o.stats})
@@ -1051,6 +1090,7 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 		m = &inMsg{id: e.nextID, counter: c, r: reasm{n: -1}, start: now}
 		p.in = m
 	}
+	m.lastSeen = now
 	m.stats.Received++
 	m.stats.Airtime += e.o.Airtime(flen)
 	m.stats.RSSI, m.stats.SNR = p.rssi, p.snr
@@ -1188,6 +1228,7 @@ func (e *Engine) onAck(now time.Time, x *xfer, body []byte) {
 			e.finish(now, o, nil)
 		} else {
 			o.state = oWaitReply
+			o.wait = e.replyCheck(now)
 		}
 	}
 }
@@ -1197,6 +1238,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 	if e.listenTo == p {
 		e.listen, e.listenTo = time.Time{}, nil
 	}
+	o.wait = e.replyCheck(now)
 	if o.state == oDone {
 		if !h.isFrag() && h.ctlType() == ctlRpoll && o.rack != nil {
 			p.urgent = append(p.urgent, &txItem{p: p, frame: o.rack, notBefore: now.Add(e.o.Turnaround)})
@@ -1235,6 +1277,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		x.nAcked, x.state, x.polls = x.n, xDone, 0
 		e.progress(o)
 		o.state = oWaitReply
+		o.wait = e.replyCheck(now)
 	}
 	if o.reply.count > 0 && o.rkind != k {
 		return
@@ -1271,6 +1314,13 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 	if h.poll() {
 		e.queueRack(now, o)
 	}
+}
+
+func (e *Engine) replyCheck(now time.Time) time.Time {
+	if e.o.ReplyCheck <= 0 {
+		return time.Time{}
+	}
+	return now.Add(e.o.ReplyCheck)
 }
 
 func checkCRC(data []byte) ([]byte, bool) {

@@ -292,3 +292,62 @@ func TestInvalidOpts(t *testing.T) {
 		})
 	}
 }
+
+// TestInactivity: a sender that stops mid-message does not pin the
+// receiver's buffers, and is refused if it comes back much later.
+func TestInactivity(t *testing.T) {
+	n := newVnet(t, 0, 1)
+	a, b := n.add(1, nil), n.add(2, &EngineOpts{Inactivity: 30 * time.Second})
+	var frames [][]byte
+	n.trace = func(from Addr, f []byte) {
+		if from == 1 {
+			frames = append(frames, bytes.Clone(f))
+		}
+	}
+	a.e.Send(n.now, 2, payload(5000, 1), false)
+	n.run(3 * time.Second) // part of the burst
+	n.nodes = n.nodes[1:]  // the sender disappears
+	if b.e.buffered == 0 {
+		t.Fatal("nothing buffered mid-message")
+	}
+	n.run(time.Minute)
+	if b.e.buffered != 0 || b.e.peers[1].in != nil {
+		t.Fatalf("still buffering %d bytes after the sender went away", b.e.buffered)
+	}
+	// The sender's next POLL about that message is refused, not answered.
+	before := n.frames
+	for _, f := range frames {
+		if h, _, _ := parseHeader(f, 8); h.isFrag() && h.poll() || !h.isFrag() {
+			b.e.Receive(n.now, f, 0, 0)
+		}
+	}
+	b.e.Receive(n.now, frames[len(frames)-1], 0, 0)
+	n.run(time.Second)
+	_ = before
+	if got := len(b.find(EventRequest)); got != 0 {
+		t.Fatalf("%d requests delivered from a half message", got)
+	}
+}
+
+// TestReplyCheck: the replier restarts after acknowledging a request whose
+// handler is slow; the requester learns at its next check instead of
+// waiting for its caller's deadline.
+func TestReplyCheck(t *testing.T) {
+	store := &MemStore{}
+	n := newVnet(t, 0, 1)
+	a := n.add(1, &EngineOpts{ReplyCheck: 20 * time.Second})
+	b := n.add(2, &EngineOpts{Store: store})
+	b.onRequest = func(Event) ([]byte, bool) { return nil, false } // slow handler
+	a.e.Send(n.now, 2, []byte("slow"), false)
+	n.run(5 * time.Second)
+	if a.e.peers[2].out[0].state != oWaitReply {
+		t.Fatal("request not acknowledged")
+	}
+	n.nodes = n.nodes[:1]
+	n.add(2, &EngineOpts{Store: store})
+	n.run(time.Minute)
+	f := a.find(EventFailed)
+	if len(f) != 1 || !errors.Is(f[0].Err, ErrRefused) {
+		t.Fatalf("got %+v, want ErrRefused", f)
+	}
+}

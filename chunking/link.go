@@ -14,7 +14,8 @@ import (
 )
 
 // Opts configure a Link. The zero value works (see EngineOpts); MTU and
-// Airtime default to the radio's.
+// Airtime default to the radio's, CarrierSense to whether it can sense the
+// channel, ReplyCheck to 30 s.
 type Opts struct {
 	EngineOpts
 	// Clock is the time source. Nil: the wall clock.
@@ -109,6 +110,9 @@ func New(r radio.Radio, self Addr, psk []byte, opts *Opts) (*Link, error) {
 	}
 	if _, ok := r.(radio.CarrierSenser); ok {
 		o.CarrierSense = true
+	}
+	if o.ReplyCheck == 0 {
+		o.ReplyCheck = 30 * time.Second
 	}
 	if o.Backlog == 0 {
 		o.Backlog = 16

@@ -1,0 +1,45 @@
+package chunking
+
+import (
+	"context"
+	"time"
+)
+
+// Overhead is the number of bytes each frame spends on header and tag, so
+// callers can tell how many frames a message takes.
+func (l *Link) Overhead() int { return l.e.Overhead() }
+
+// Flush waits until no frame is queued or on the air, or ctx ends. A process
+// that stops right after its last exchange calls it before Close, so the
+// acknowledgement of the last reply still goes out and the peer is not left
+// asking for it (and holding the channel) until its retry budget runs out.
+func (l *Link) Flush(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		busy := l.e.pending()
+		l.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.ctx.Done():
+			return ErrClosed
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// pending reports whether a frame is on the air or waiting to be sent.
+func (e *Engine) pending() bool {
+	if e.tx != nil {
+		return true
+	}
+	for _, p := range e.order {
+		if len(p.urgent) > 0 || len(p.bulk) > 0 {
+			return true
+		}
+	}
+	return false
+}
