@@ -299,7 +299,7 @@ type inMsg struct {
 	grace     time.Time
 	silence   time.Time // acknowledge if no frame arrives by then
 	lastSeen  time.Time
-	acked     bool      // ACK(complete) sent or due
+	acked     bool // ACK(complete) sent or due
 	rx        *xfer
 	stats     Stats
 	start     time.Time
