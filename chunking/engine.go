@@ -599,7 +599,10 @@ func (e *Engine) seal(p *peer, h header, counter uint32, body []byte) []byte {
 	return p.seal.Seal(b, h.nonce(counter, n[:p.seal.NonceSize()]), body, b)
 }
 
-func (e *Engine) finish(now time.Time, o *outMsg, err error) {
+func (e *Engine) finish(now time.Time, o *outMsg, err error) { e.end(now, o, err, false) }
+
+// end retires o; quiet suppresses its event.
+func (e *Engine) end(now time.Time, o *outMsg, err error, quiet bool) {
 	if o.state == oDone {
 		return
 	}
@@ -618,11 +621,12 @@ func (e *Engine) finish(now time.Time, o *outMsg, err error) {
 	e.buffered -= o.reply.bytes
 	o.reply.frags, o.reply.bytes = nil, 0
 	switch {
+	case quiet:
 	case err != nil:
 		e.emit(Event{Kind: EventFailed, ID: o.id, Peer: p.addr, Err: err, Stats: o.stats})
 	case o.oneWay:
 		e.emit(Event{Kind: EventDelivered, ID: o.id, Peer: p.addr, Stats: o.stats})
-	default:
+	case !o.oneWay:
 		p.lastDone = o
 	}
 	if len(p.out) > 0 && p.out[0].state == oQueued {
@@ -642,9 +646,7 @@ func (e *Engine) Cancel(now time.Time, id MsgID) error {
 				h := header{link: p.txTag, hint: byte(o.x.counter), ctl: ctlCtl(ctlAbort, 0)}
 				p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, o.x.counter, nil), st: &o.stats})
 			}
-			e.finish(now, o, ErrCanceled)
-			// Cancel promises no event: drop the failure finish queued.
-			e.events = e.events[:len(e.events)-1]
+			e.end(now, o, ErrCanceled, true)
 			return nil
 		}
 	}

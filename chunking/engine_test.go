@@ -351,3 +351,33 @@ func TestReplyCheck(t *testing.T) {
 		t.Fatalf("got %+v, want ErrRefused", f)
 	}
 }
+
+func TestCancel(t *testing.T) {
+	n := newVnet(t, 0, 1)
+	a, b := n.add(1, nil), n.add(2, nil)
+	id, _ := a.e.Send(n.now, 2, payload(8000, 1), false)
+	queued, _ := a.e.Send(n.now, 2, []byte("queued behind"), false)
+	n.run(3 * time.Second)
+	if err := a.e.Cancel(n.now, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.e.Cancel(n.now, id); !errors.Is(err, ErrUnknownMessage) {
+		t.Fatalf("second cancel: got %v", err)
+	}
+	n.run(time.Hour)
+	for _, ev := range a.events {
+		if ev.ID == id && ev.Kind != EventProgress {
+			t.Fatalf("event %v after Cancel", ev.Kind)
+		}
+	}
+	r := a.find(EventReply)
+	if len(r) != 1 || r[0].ID != queued || string(r[0].Data) != string(reverse([]byte("queued behind"))) && string(r[0].Data) != "queued behind" {
+		t.Fatalf("queued message: %+v", r)
+	}
+	if got := b.find(EventRequest); len(got) != 1 || string(got[0].Data) != "queued behind" {
+		t.Fatalf("receiver got %d requests, want only the queued one", len(got))
+	}
+	if b.e.buffered > len("queued behind")+4 {
+		t.Fatalf("receiver still buffers %d bytes of the cancelled message", b.e.buffered)
+	}
+}
