@@ -31,5 +31,33 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Field platform: release binaries, reproducibility and emulated tests
+# (cross/README.md); .deb packages, first boot and systemd checks
+# (packaging/README.md).
+.PHONY: test-armv6 test-deb test-image
+amd64 arm64 armv7 armv6:
+	VERSION=$(VERSION) GO=$(GO) cross/build.sh $@
+
+release:
+	VERSION=$(VERSION) GO=$(GO) cross/build.sh amd64 arm64 armv7 armv6
+
+repro:
+	GO=$(GO) cross/repro.sh
+
+test-arm64 test-armv7 test-armv6:
+	GO=$(GO) cross/test-qemu.sh $(@:test-%=%)
+
+deb:
+	VERSION=$(VERSION) GO=$(GO) packaging/deb.sh
+
+test-deb: deb
+	packaging/test-deb.sh
+
+test-image: deb
+	packaging/test-image.sh
+
+test-system: deb
+	packaging/test-system.sh
+
 clean:
 	rm -rf bin dist

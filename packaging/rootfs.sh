@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Print the path of a Debian bookworm root filesystem tarball (amd64,
+# minbase + systemd + adduser), built once with debootstrap into .cache/.
+# Used by test-deb.sh, test-system.sh and test-image.sh. Installs debootstrap
+# when missing. MIRROR overrides the Debian mirror.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+tarball="$root/.cache/rootfs-bookworm-amd64.tar"
+if [ -s "$tarball" ]; then
+	echo "$tarball"
+	exit 0
+fi
+need() {
+	local missing=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "installing ${missing[*]}" >&2
+		if [ ! -f /var/lib/apt/lists/.nexfield-updated ]; then
+			apt-get update -qq >&2 && touch /var/lib/apt/lists/.nexfield-updated
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	fi
+}
+need debootstrap:debootstrap
+mkdir -p "$root/.cache"
+dir="$(mktemp -d /tmp/nexfield-rootfs.XXXXXX)"
+trap 'rm -rf "$dir"' EXIT
+start=$(date +%s)
+debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser,ca-certificates \
+	bookworm "$dir" "$MIRROR" >&2
+# The container boots without a network; keep apt from trying.
+rm -f "$dir/etc/hostname"
+tar -C "$dir" -cf "$tarball.tmp" .
+mv "$tarball.tmp" "$tarball"
+echo "rootfs: debootstrap took $(( $(date +%s) - start )) s" >&2
+echo "$tarball"
