@@ -62,7 +62,8 @@ type Opts struct {
 	Out io.Writer
 	// Logger receives progress. Nil discards.
 	Logger *slog.Logger
-	// Verbose sends the child processes' logs to Logger's output instead of files.
+	// Verbose copies the child processes' logs to stderr (they always go to
+	// files in Dir too).
 	Verbose bool
 }
 
@@ -262,10 +263,11 @@ func (e *env) child(ctx context.Context, name string, args ...string) (*exec.Cmd
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = lf, lf
+	var w io.Writer = lf
 	if e.o.Verbose {
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		w = io.MultiWriter(lf, os.Stderr)
 	}
+	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
 	"github.com/nexfield/nexfield/agent"
@@ -27,6 +28,17 @@ type agentRun struct {
 }
 
 func (e *env) startNodeAndAgents(ctx context.Context) error {
+	if e.o.Verbose {
+		// Workload output travels on the Nex log subjects, as it would to
+		// an operator's `nats sub`.
+		sub, err := e.nc.Subscribe("$NEX.FEED.*.logs.>", func(m *nats.Msg) {
+			fmt.Fprintf(os.Stderr, "[%s] %s\n", m.Subject, strings.TrimRight(string(m.Data), "\n"))
+		})
+		if err != nil {
+			return err
+		}
+		e.onStop(func() { sub.Unsubscribe() })
+	}
 	node, err := nodesim.New(e.nc, &nodesim.Opts{Nexus: "nexus", Logger: e.log.With("component", "node")})
 	if err != nil {
 		return err

@@ -96,7 +96,14 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return rl.Run(ctx)
+	err = rl.Run(ctx)
+	// Let the last reply's acknowledgement leave before the radio closes.
+	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if ferr := link.Flush(fctx); ferr != nil {
+		log.Warn("link not flushed before exit", "err", ferr)
+	}
+	return err
 }
 
 // workloadNATSOptions returns the credentials a workload got from the agent
