@@ -49,7 +49,7 @@
 //			transmit(e.NextFrame(now))                          // then, when it has left the antenna:
 //			e.TxDone(now, err)
 //		}
-//		deadline, ok := e.Deadline()                      // sleep until then, or until a frame:
+//		deadline, ok := e.Deadline()                      // sleep until then (or the back-off's end), or until a frame:
 //		e.Receive(now, frame, rssi, snr)                  // or, when the deadline passes:
 //		e.Tick(now)
 //	}
