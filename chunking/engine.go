@@ -514,6 +514,11 @@ func (e *Engine) newXfer(p *peer, counter uint32, kind fragKind, data []byte, st
 
 func (e *Engine) start(now time.Time, o *outMsg) {
 	p := o.p
+	if p.txNext >= 1<<32-1-uint32(e.o.CounterBlock) {
+		// Wrapping would reuse nonces: the link needs a new key.
+		e.finish(now, o, fmt.Errorf("chunking: message counters to peer %d exhausted; change the pre-shared key", p.addr))
+		return
+	}
 	if p.txNext >= e.ctr.Tx[p.addr] {
 		next := e.ctr.clone()
 		next.Tx[p.addr] = p.txNext + uint32(e.o.CounterBlock)
@@ -1242,7 +1247,9 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 	}
 	o.wait = e.replyCheck(now)
 	if o.state == oDone {
-		if !h.isFrag() && h.ctlType() == ctlRpoll && o.rack != nil {
+		// Our final RACK was lost: the replier asks again, or resends the
+		// end of its reply.
+		if o.rack != nil && ((!h.isFrag() && h.ctlType() == ctlRpoll) || (h.isFrag() && h.poll())) {
 			p.urgent = append(p.urgent, &txItem{p: p, frame: o.rack, notBefore: now.Add(e.o.Turnaround)})
 		}
 		return
