@@ -363,6 +363,14 @@ func (l *Link) loop() {
 		case err := <-l.txErr:
 			txBusy = false
 			if err != nil {
+				// The frame did not go out; the protocol recovers it like a
+				// lost one. Do not hammer a radio that refuses: a spent
+				// duty-cycle budget takes a while to come back.
+				pause := time.Second
+				if errors.Is(err, radio.ErrDutyCycle) {
+					pause = 10 * time.Second
+				}
+				backoff = l.clk.Now().Add(pause)
 				l.log.Warn("radio send failed", "err", err)
 			}
 			l.mu.Lock()

@@ -156,3 +156,45 @@ func TestLinkDwell(t *testing.T) {
 }
 
 var _ radio.Radio = (*sim.Radio)(nil)
+
+// refusingRadio refuses its first sends, as a radio out of duty-cycle
+// budget does.
+type refusingRadio struct {
+	radio.Radio
+	refuse atomic.Int32
+}
+
+func (r *refusingRadio) Send(ctx context.Context, p []byte) error {
+	if r.refuse.Add(-1) >= 0 {
+		return radio.ErrDutyCycle
+	}
+	return r.Radio.Send(ctx, p)
+}
+
+func TestLinkRadioRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, _ := sim.NewAir(nil)
+		ra, _ := air.NewRadio(&sim.RadioOpts{Name: "a"})
+		rb, _ := air.NewRadio(&sim.RadioOpts{Name: "b"})
+		defer ra.Close()
+		defer rb.Close()
+		wa := &refusingRadio{Radio: ra}
+		wa.refuse.Store(3)
+		a, err := chunking.New(wa, 1, psk, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, _ := chunking.New(rb, 2, psk, nil)
+		defer b.Close()
+		go b.Serve(t.Context(), func(_ context.Context, _ chunking.Addr, req []byte) ([]byte, error) { return req, nil })
+		start := time.Now()
+		got, _, err := a.Request(t.Context(), 2, bytes.Repeat([]byte{1}, 1000))
+		if err != nil || len(got) != 1000 {
+			t.Fatalf("got %d bytes, %v", len(got), err)
+		}
+		if time.Since(start) < 10*time.Second {
+			t.Errorf("took %v: the link did not pause after a duty-cycle refusal", time.Since(start))
+		}
+	})
+}
