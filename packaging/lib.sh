@@ -1,0 +1,35 @@
+# Shared helpers of the packaging test scripts (sourced).
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# need CMD:PACKAGE... installs the Debian packages of missing commands
+# (apt-get update at most once per machine).
+need() {
+	local missing=()
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "installing ${missing[*]}" >&2
+		if [ ! -f /var/lib/apt/lists/.nexfield-updated ]; then
+			apt-get update -qq >&2 && touch /var/lib/apt/lists/.nexfield-updated
+		fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	fi
+}
+
+fails=0
+check() { # check DESCRIPTION COMMAND...
+	local what="$1"
+	shift
+	if "$@" >/dev/null 2>&1; then
+		echo "  ok    $what"
+	else
+		echo "  FAIL  $what"
+		fails=$((fails + 1))
+	fi
+}
+
+# deb_for ARCH prints the newest dist/nexfield_*_ARCH.deb.
+deb_for() {
+	ls -t "$root"/dist/nexfield_*_"$1".deb 2>/dev/null | head -1
+}
