@@ -76,9 +76,10 @@ type Link struct {
 	txErr chan error
 	reqs  chan incoming
 
-	mu      sync.Mutex // guards e and waiters
-	e       *Engine
-	waiters map[MsgID]*waiter
+	mu       sync.Mutex // guards e, waiters and flushers
+	e        *Engine
+	waiters  map[MsgID]*waiter
+	flushers []chan struct{}
 }
 
 type waiter struct {
@@ -317,6 +318,7 @@ func (l *Link) loop() {
 			l.e.Tick(now)
 		}
 		evs := l.drain()
+		l.releaseFlushers()
 		ready := !txBusy && !now.Before(backoff) && l.e.Ready(now)
 		l.mu.Unlock()
 		l.dispatch(evs)

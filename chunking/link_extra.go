@@ -1,9 +1,6 @@
 package chunking
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Overhead is the number of bytes each frame spends on header and tag, so
 // callers can tell how many frames a message takes.
@@ -14,20 +11,18 @@ func (l *Link) Overhead() int { return l.e.Overhead() }
 // acknowledgement of the last reply still goes out and the peer is not left
 // asking for it (and holding the channel) until its retry budget runs out.
 func (l *Link) Flush(ctx context.Context) error {
-	for {
-		l.mu.Lock()
-		busy := l.e.pending()
-		l.mu.Unlock()
-		if !busy {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-l.ctx.Done():
-			return ErrClosed
-		case <-time.After(5 * time.Millisecond):
-		}
+	ch := make(chan struct{})
+	l.mu.Lock()
+	l.flushers = append(l.flushers, ch)
+	l.mu.Unlock()
+	l.poke()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.ctx.Done():
+		return ErrClosed
 	}
 }
 
@@ -42,4 +37,16 @@ func (e *Engine) pending() bool {
 		}
 	}
 	return false
+}
+
+// releaseFlushers wakes Flush callers once nothing is left to send; the
+// caller holds mu.
+func (l *Link) releaseFlushers() {
+	if len(l.flushers) == 0 || l.e.pending() {
+		return
+	}
+	for _, ch := range l.flushers {
+		close(ch)
+	}
+	l.flushers = nil
 }

@@ -198,3 +198,26 @@ func TestLinkRadioRefuses(t *testing.T) {
 		}
 	})
 }
+
+func TestLinkFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, _ := sim.NewAir(nil)
+		a, _ := newLink(t, air, 1, 2)
+		b, _ := newLink(t, air, 2, 1)
+		go b.Serve(t.Context(), func(_ context.Context, _ chunking.Addr, req []byte) ([]byte, error) { return req, nil })
+		if _, _, err := a.Request(t.Context(), 2, []byte("last words")); err != nil {
+			t.Fatal(err)
+		}
+		// The final RACK may still be queued or on the air.
+		if err := a.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		sent := a.Stats().Sent
+		if sent != 2 {
+			t.Fatalf("sent %d frames by Flush's return, want request and RACK", sent)
+		}
+		if a.Overhead() != 12 {
+			t.Errorf("overhead %d, want 12", a.Overhead())
+		}
+	})
+}
