@@ -614,6 +614,9 @@ func (e *Engine) end(now time.Time, o *outMsg, err error, quiet bool) {
 	o.state = oDone
 	if o.x != nil {
 		o.x.state = xDone
+		// lastDone keeps the counter for repeats of the final RACK, not
+		// the payload.
+		o.x.data = nil
 	}
 	o.stats.Latency = now.Sub(o.start)
 	p := o.p
@@ -842,6 +845,9 @@ func (e *Engine) frameLen(it *txItem) int {
 		return len(it.frame)
 	}
 	x := it.x
+	if x.data == nil {
+		return hdrLen + e.tagLen + x.frag // retired while on the air
+	}
 	return hdrLen + e.tagLen + min(x.frag, len(x.data)-it.idx*x.frag)
 }
 
