@@ -1,0 +1,17 @@
+package inference
+
+import _ "embed"
+
+// The default model is rebuilt from the data below by `make model`.
+//
+//go:embed model/default.onnx
+var defaultModel []byte
+
+//go:embed data/uci_sentences.tsv
+var sentencesTSV []byte
+
+//go:embed data/vader_lexicon.tsv
+var vaderTSV []byte
+
+//go:embed data/afinn165.tsv
+var afinnTSV []byte

@@ -1,0 +1,212 @@
+package inference
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func newTest(t testing.TB, opts *Opts) *Classifier {
+	t.Helper()
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestStatusMessagesAreNeutral(t *testing.T) {
+	c := newTest(t, nil)
+	for _, tc := range []struct{ text, want string }{
+		{"Arrived at checkpoint 3.", "neutral"},
+		{"Copy that, over.", "neutral"},
+		{"Battery at 80 percent, moving north.", "neutral"},
+		{"Meet at the gate at 14:00.", "neutral"},
+		{"Roger, holding position.", "neutral"},
+		{"", "neutral"},
+		{"The relay is broken again, this is terrible.", "negative"},
+		{"Great job team, everything works!", "positive"},
+		{"I don't like this route.", "negative"},
+		{"All good here :)", "positive"},
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			r, err := c.Classify(context.Background(), tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Label != tc.want {
+				t.Errorf("got %s %v, want %s", r.Label, r.Scores, tc.want)
+			}
+			sum := r.Scores["negative"] + r.Scores["neutral"] + r.Scores["positive"]
+			if math.Abs(sum-1) > 1e-5 {
+				t.Errorf("scores sum to %v", sum)
+			}
+		})
+	}
+}
+
+// onnx-go and the plain-Go forward pass must agree on every held-out
+// sentence.
+func TestONNXMatchesPlainGo(t *testing.T) {
+	c := newTest(t, &Opts{Instances: 1})
+	worst := 0.0
+	n := 0
+	for _, e := range Examples() {
+		if e.Fold != HeldOutFold {
+			continue
+		}
+		fs := c.m.feat.featurize(e.Text)
+		want := c.m.scoreGo(fs)
+		got, err := c.scores(context.Background(), e.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range got {
+			worst = math.Max(worst, math.Abs(got[j]-want[j]))
+		}
+		n++
+	}
+	if worst > 1e-5 {
+		t.Fatalf("max |onnx-go - go| = %g over %d sentences, want <= 1e-5", worst, n)
+	}
+	t.Logf("max |onnx-go - go| = %.3g over %d held-out sentences", worst, n)
+}
+
+// gorgonnx's Gemm overwrote its bias on every run; the same input many times
+// must keep giving the plain-Go answer.
+func TestRepeatedRunsStable(t *testing.T) {
+	c := newTest(t, &Opts{Instances: 1})
+	for _, text := range []string{"Great job team, everything works!", "Arrived at checkpoint 3."} {
+		want := c.m.scoreGo(c.m.feat.featurize(text))
+		for i := range 200 {
+			got, err := c.scores(context.Background(), text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range got {
+				if math.Abs(got[j]-want[j]) > 1e-5 {
+					t.Fatalf("run %d: got %v, want %v", i, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestConcurrentCallers(t *testing.T) {
+	c := newTest(t, &Opts{Instances: 2})
+	texts := []string{"Great job team, everything works!", "This is terrible.", "Copy that, over."}
+	want := make([][3]float64, len(texts))
+	for i, s := range texts {
+		want[i] = c.m.scoreGo(c.m.feat.featurize(s))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				k := (g + i) % len(texts)
+				got, err := c.scores(context.Background(), texts[k])
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := range got {
+					if math.Abs(got[j]-want[k][j]) > 1e-5 {
+						errs <- errors.New("concurrent result differs from plain Go")
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestBadInputHasDefinedResult(t *testing.T) {
+	c := newTest(t, nil)
+	huge := strings.Repeat("terrible ", 1<<20/9*4) // ~4 MB
+	for _, tc := range []struct{ name, text string }{
+		{"invalid utf8", "\xff\xfe great \xc3"},
+		{"control chars", "\x00\x01\x1b[31mgreat\x7f"},
+		{"megabytes", huge},
+		{"only punctuation", "!!!???...,,,"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := c.Classify(context.Background(), tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Label == "" || len(r.Scores) != 3 {
+				t.Fatalf("got %+v", r)
+			}
+		})
+	}
+	// Truncation: only the first DefaultMaxInputBytes count.
+	a := c.m.feat.featurize(huge)
+	b := c.m.feat.featurize(huge[:DefaultMaxInputBytes])
+	if len(a.idx) != len(b.idx) {
+		t.Errorf("truncated features differ: %d vs %d", len(a.idx), len(b.idx))
+	}
+}
+
+func TestClassifyAfterCloseAndCancel(t *testing.T) {
+	c := newTest(t, &Opts{Instances: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	in := <-c.pool // every instance busy
+	cancel()
+	if _, err := c.Classify(ctx, "hello"); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	c.pool <- in
+	c.Close()
+	c.Close()
+	if _, err := c.Classify(context.Background(), "hello"); !errors.Is(err, ErrClosed) {
+		t.Errorf("got %v, want ErrClosed", err)
+	}
+}
+
+func TestLoaderRejectsBadModels(t *testing.T) {
+	good := defaultModel
+	m, err := parseModel(good, parseLexicon(vaderTSV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := json.Marshal(m.cfg)
+	wrongDim := func() []byte { return encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, string(meta)) }
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"empty", nil, "empty file"},
+		{"garbage", []byte("this is not a model at all"), "not an ONNX model"},
+		{"truncated", good[:len(good)/2], "not an ONNX model"},
+		{"wrong shape", wrongDim(), "shape"},
+		{"no featurizer", encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, "{}"), "featurizer version"},
+		{"gemm", bytes.Replace(good, []byte("MatMul"), []byte("Gemm\x00\x00"), 1), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := tc.raw
+			if raw == nil {
+				raw = []byte{}
+			}
+			_, err := New(&Opts{Model: raw, Instances: 1})
+			if !errors.Is(err, ErrBadModel) {
+				t.Fatalf("got %v, want ErrBadModel", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
