@@ -38,7 +38,8 @@ func (e *env) startChannel(ctx context.Context) error {
 }
 
 // Stations that get an emulated RYLR998 module, in module order.
-var stations = []string{"relay-1", "relay-4", "north", "south"}
+// "bench" is left free for `nexfield send` while the demo keeps running.
+var stations = []string{"relay-1", "relay-4", "north", "south", "bench"}
 
 // startModules runs emulated RYLR998 modules on pseudo-terminals, their
 // antennas on the simulated channel, so the relay and the peers drive them

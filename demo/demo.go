@@ -160,7 +160,9 @@ func Run(ctx context.Context, o Opts) (res *Result, err error) {
 	e.res.Answers = answers
 	e.report(answers)
 	if o.Keep {
-		fmt.Fprintf(o.Out, "\nEverything keeps running; try:\n  nats --server %s req field.sentiment 'Rethink Con is great'\n  nats --server %s req field.sentiment.south 'Copy that, over.'\n  nats --server %s micro ls\nCtrl-C stops it all.\n", e.ns.ClientURL(), e.ns.ClientURL(), e.ns.ClientURL())
+		url := e.ns.ClientURL()
+		fmt.Fprintf(o.Out, "\nEverything keeps running; try:\n  nats --server %s req field.sentiment 'Rethink Con is great'\n  nats --server %s req field.sentiment.south 'Copy that, over.'\n  nats --server %s micro ls\n  %s send %s --address 9 --state-dir %s --psk-file %s --to 2 'Battery at 80 percent, moving north.'\nCtrl-C stops it all.\n",
+			url, url, url, e.o.Self, strings.Join(e.radioArgs("bench"), " "), filepath.Join(e.dir, "send"), e.psk)
 		<-ctx.Done()
 	}
 	if n := countFailed(answers); n > 0 {
