@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	onnx "github.com/owulveryck/onnx-go"
@@ -46,6 +47,7 @@ type Classifier struct {
 	n        int
 	loadTime time.Duration
 	closed   chan struct{}
+	once     sync.Once
 }
 
 // instance is one onnx-go model with its reusable input buffer.
@@ -230,10 +232,6 @@ func (c *Classifier) String() string {
 
 // Close makes later Classify calls fail with ErrClosed. Idempotent.
 func (c *Classifier) Close() error {
-	select {
-	case <-c.closed:
-	default:
-		close(c.closed)
-	}
+	c.once.Do(func() { close(c.closed) })
 	return nil
 }

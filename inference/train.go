@@ -475,15 +475,19 @@ func exportModel(l *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, error
 	dim := cfg.Dim()
 	w := make([]float32, dim*3)
 	nh := 1 << cfg.HashBits
+	cols := cfg.columns()
 	for i := range dim {
-		src := nh + i - len(vocab) // dense features
-		if i < len(vocab) {
-			src = int(vocab[i])
+		src := nh + i - cols // dense features
+		if i < cols {
+			src = i
+			if vocab != nil {
+				src = int(vocab[i])
+			}
 		}
 		w[3*i] = float32(-l.w[src] / 2)
 		w[3*i+2] = float32(l.w[src] / 2)
 	}
-	noEv := len(vocab) + fNoEvidence
+	noEv := cols + fNoEvidence
 	w[3*noEv+1] = float32(cfg.EvidenceGate / 2)
 	b := []float32{float32(-l.b / 2), float32(cfg.NeutralBand / 2), float32(l.b / 2)}
 	meta, err := json.Marshal(cfg)

@@ -1,0 +1,194 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BenchOpts configures Bench.
+type BenchOpts struct {
+	// Model is the model under test; nil is the embedded default.
+	Model []byte
+	// Rounds is how many times every held-out sentence is timed; 0 means 10.
+	Rounds int
+}
+
+// Accuracy is binary accuracy on the held-out fold, overall and per source.
+type Accuracy struct {
+	All      float64
+	BySource map[string]float64
+	// Neutral is the share the method labels neutral in 3-way mode (every
+	// sentence is polar, so this is a cost, not a skill).
+	Neutral float64
+}
+
+// BenchReport is what `nexfield bench inference` prints.
+type BenchReport struct {
+	HeldOut             int
+	Model, AFINN, VADER Accuracy
+	P50, P99            time.Duration // Classify via onnx-go, incl. featurisation
+	GoP50, GoP99        time.Duration // Classify via the plain-Go scorer
+	ForwardONNX         time.Duration // median forward pass only, onnx-go
+	ForwardGo           time.Duration // median forward pass only, plain Go
+	Featurize           time.Duration // median featurisation
+	ModelBytes, Dim     int
+	LoadTime            time.Duration
+	MaxDiff             float64 // max |onnx-go - plain Go| over the held-out scores
+}
+
+// Bench measures the classifier on the held-out fold, next to the AFINN and
+// VADER baselines on the same sentences, in one run.
+func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
+	var o BenchOpts
+	if opts != nil {
+		o = *opts
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 10
+	}
+	c, err := New(&Opts{Model: o.Model, Instances: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	g, err := New(&Opts{Model: o.Model, PlainGo: true})
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+	var held []Example
+	for _, e := range Examples() {
+		if e.Fold == HeldOutFold {
+			held = append(held, e)
+		}
+	}
+	rep := &BenchReport{HeldOut: len(held), ModelBytes: c.ModelSize(), Dim: c.m.dim, LoadTime: c.LoadTime()}
+	af := afinn{lex: parseLexicon(afinnTSV)}
+	vd := newVader(parseLexicon(vaderTSV))
+	type tally struct{ ok, n, neutral map[string]int }
+	newT := func() tally { return tally{map[string]int{}, map[string]int{}, map[string]int{}} }
+	tm, ta, tv := newT(), newT(), newT()
+	count := func(t tally, src string, pos bool, label int, neutral bool) {
+		for _, k := range []string{src, ""} {
+			t.n[k]++
+			if pos == (label == 1) {
+				t.ok[k]++
+			}
+			if neutral {
+				t.neutral[k]++
+			}
+		}
+	}
+	for _, e := range held {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := c.scores(ctx, e.Text)
+		if err != nil {
+			return nil, err
+		}
+		q := c.m.scoreGo(c.m.feat.featurize(e.Text))
+		for j := range p {
+			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
+		}
+		count(tm, e.Source, p[2] > p[0], e.Label, resultOf(p).Label == "neutral")
+		a := af.score(e.Text)
+		count(ta, e.Source, a >= 0, e.Label, a == 0)
+		v := vd.compound(e.Text)
+		count(tv, e.Source, v >= 0, e.Label, v > -0.05 && v < 0.05)
+	}
+	acc := func(t tally) Accuracy {
+		a := Accuracy{All: float64(t.ok[""]) / float64(t.n[""]), Neutral: float64(t.neutral[""]) / float64(t.n[""]),
+			BySource: map[string]float64{}}
+		for k, n := range t.n {
+			if k != "" {
+				a.BySource[k] = float64(t.ok[k]) / float64(n)
+			}
+		}
+		return a
+	}
+	rep.Model, rep.AFINN, rep.VADER = acc(tm), acc(ta), acc(tv)
+
+	var lat, glat, fo, fg, ft []time.Duration
+	for range o.Rounds {
+		for _, e := range held {
+			t0 := time.Now()
+			if _, err := c.Classify(ctx, e.Text); err != nil {
+				return nil, err
+			}
+			t1 := time.Now()
+			if _, err := g.Classify(ctx, e.Text); err != nil {
+				return nil, err
+			}
+			t2 := time.Now()
+			fs := c.m.feat.featurize(e.Text)
+			t3 := time.Now()
+			in := <-c.pool
+			_, err := in.run(c.m, fs)
+			c.pool <- in
+			if err != nil {
+				return nil, err
+			}
+			t4 := time.Now()
+			c.m.scoreGo(fs)
+			t5 := time.Now()
+			lat, glat = append(lat, t1.Sub(t0)), append(glat, t2.Sub(t1))
+			ft, fo, fg = append(ft, t3.Sub(t2)), append(fo, t4.Sub(t3)), append(fg, t5.Sub(t4))
+		}
+	}
+	rep.P50, rep.P99 = pct(lat, 0.5), pct(lat, 0.99)
+	rep.GoP50, rep.GoP99 = pct(glat, 0.5), pct(glat, 0.99)
+	rep.ForwardONNX, rep.ForwardGo, rep.Featurize = pct(fo, 0.5), pct(fg, 0.5), pct(ft, 0.5)
+	return rep, nil
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func pct(d []time.Duration, q float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
+}
+
+// WriteTo prints the report.
+func (r *BenchReport) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	us := func(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3) }
+	fmt.Fprintf(&b, "held-out sentences (fold 0, never used in training): %d\n", r.HeldOut)
+	fmt.Fprintf(&b, "binary accuracy (positive vs negative)     all     amazon  imdb    yelp    3-way neutral share\n")
+	for _, row := range []struct {
+		name string
+		a    Accuracy
+	}{{"model (onnx-go)", r.Model}, {"AFINN-165 (sentiment@5 rules, score>=0)", r.AFINN}, {"VADER (compound>=0)", r.VADER}} {
+		srcs := make([]string, 0, 3)
+		for s := range row.a.BySource {
+			srcs = append(srcs, s)
+		}
+		sort.Strings(srcs)
+		fmt.Fprintf(&b, "  %-40s %.4f", row.name, row.a.All)
+		for _, s := range srcs {
+			fmt.Fprintf(&b, "  %.4f", row.a.BySource[s])
+		}
+		fmt.Fprintf(&b, "  %.1f%%\n", 100*row.a.Neutral)
+	}
+	fmt.Fprintf(&b, "latency per message incl. featurisation: onnx-go p50 %s p99 %s; plain Go p50 %s p99 %s\n",
+		us(r.P50), us(r.P99), us(r.GoP50), us(r.GoP99))
+	ratio := float64(r.ForwardONNX) / float64(max(r.ForwardGo, 1))
+	fmt.Fprintf(&b, "forward pass only (median): onnx-go %s, plain Go %s, ratio %.0fx; featurisation %s\n",
+		us(r.ForwardONNX), us(r.ForwardGo), ratio, us(r.Featurize))
+	fmt.Fprintf(&b, "onnx-go vs plain Go: max score difference %.2g\n", r.MaxDiff)
+	fmt.Fprintf(&b, "model: %d bytes, input width %d, load %.2f ms (validate + one onnx-go instance)\n",
+		r.ModelBytes, r.Dim, float64(r.LoadTime.Microseconds())/1e3)
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
