@@ -59,5 +59,9 @@ test-image: deb
 test-system: deb
 	packaging/test-system.sh
 
+# Rebuild the embedded sentiment model from inference/data (deterministic; prints the accuracy report).
+model:
+	$(GO) run ./cmd/nexfield train --out inference/model/default.onnx
+
 clean:
 	rm -rf bin dist

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestClassifyJSONFromStdin(t *testing.T) {
+	var out bytes.Buffer
+	e := env{stdin: strings.NewReader("Arrived at checkpoint 3.\nGreat job team, everything works!\n\xff\x01terrible\n"),
+		stdout: &out, stderr: &bytes.Buffer{}}
+	if err := runClassify(context.Background(), e, []string{"--json"}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines, want 3:\n%s", len(lines), out.String())
+	}
+	for i, want := range []string{"neutral", "positive", "negative"} {
+		var l classifyLine
+		if err := json.Unmarshal([]byte(lines[i]), &l); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if l.Label != want {
+			t.Errorf("line %d: got %s, want %s", i, l.Label, want)
+		}
+		if s := l.Scores.Positive + l.Scores.Neutral + l.Scores.Negative; s < 0.999 || s > 1.001 {
+			t.Errorf("line %d: scores sum to %v", i, s)
+		}
+	}
+}
+
+func TestClassifyRejectsBadModelFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.onnx")
+	os.WriteFile(p, []byte("not a model"), 0o644)
+	e := env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	err := runClassify(context.Background(), e, []string{"--model", p, "hello"})
+	if err == nil || !strings.Contains(err.Error(), "bad model") {
+		t.Fatalf("got %v, want a bad model error", err)
+	}
+}
+
+func TestTrainWritesLoadableModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model")
+	}
+	p := filepath.Join(t.TempDir(), "m.onnx")
+	var out bytes.Buffer
+	e := env{stdout: &out, stderr: &bytes.Buffer{}}
+	if err := runTrain(context.Background(), e, []string{"--out", p}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "held-out binary accuracy") {
+		t.Errorf("report missing accuracy:\n%s", out.String())
+	}
+	var cls bytes.Buffer
+	e = env{stdout: &cls, stderr: &bytes.Buffer{}}
+	if err := runClassify(context.Background(), e, []string{"--model", p, "Copy that, over."}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cls.String(), "neutral") {
+		t.Errorf("got %q, want neutral", cls.String())
+	}
+}
