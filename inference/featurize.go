@@ -233,7 +233,7 @@ func tokenize(s string) []token {
 			i += n
 			continue
 		}
-		if i == 0 || s[i-1] == ' ' {
+		if (i == 0 || s[i-1] == ' ') && strings.IndexByte(":;<=^->x", s[i]) >= 0 {
 			matched := ""
 			for _, e := range emoticons {
 				if strings.HasPrefix(s[i:], e) && (len(s) == i+len(e) || s[i+len(e)] == ' ' || !isWordRune(rune(s[i+len(e)]))) {
