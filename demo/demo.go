@@ -69,7 +69,6 @@ type Opts struct {
 
 // Answer is one request's outcome as the demo reports it.
 type Answer struct {
-	Peer  string `json:"peer"`
 	Text  string `json:"text"`
 	Error string `json:"error,omitempty"`
 	relay.Reply
@@ -336,7 +335,8 @@ func (e *env) askOne(ctx context.Context, s Sample) Answer {
 	if s.Peer != "" {
 		subject += "." + s.Peer
 	}
-	a := Answer{Peer: s.Peer, Text: s.Text}
+	a := Answer{Text: s.Text}
+	a.Reply.Peer = s.Peer // until the relay says who answered
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	m, err := e.nc.RequestWithContext(ctx, subject, []byte(s.Text))
@@ -366,7 +366,7 @@ func (e *env) report(answers []Answer) {
 	fmt.Fprintln(tw, "peer\tlabel\tpos\tneu\tneg\tbytes\tframes\tretries\tairtime ms\tlatency ms\tRSSI\t\ttext")
 	for _, a := range answers {
 		if a.Error != "" {
-			fmt.Fprintf(tw, "%s\tERROR\t\t\t\t%d\t\t\t\t\t\t\t%s: %s\n", a.Peer, len(a.Text), short(a.Text, 40), a.Error)
+			fmt.Fprintf(tw, "%s\tERROR\t\t\t\t%d\t\t\t\t\t\t\t%s: %s\n", a.Reply.Peer, len(a.Text), short(a.Text, 40), a.Error)
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t\t%s\n", a.Reply.Peer, a.Label,
