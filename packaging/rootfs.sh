@@ -31,6 +31,8 @@ trap 'rm -rf "$dir"' EXIT
 start=$(date +%s)
 debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,adduser,ca-certificates \
 	bookworm "$dir" "$MIRROR" >&2
+# mktemp made the directory 0700; "/" must be 0755 for the service users.
+chmod 0755 "$dir"
 # The container boots without a network; keep apt from trying.
 rm -f "$dir/etc/hostname"
 tar -C "$dir" -cf "$tarball.tmp" .

@@ -21,6 +21,7 @@ deb="$(deb_for amd64)"
 r="$(mktemp -d /tmp/nexfield-deb-root.XXXXXX)"
 trap 'rm -rf "$r"' EXIT
 tar -C "$r" -xf "$("$root/packaging/rootfs.sh")"
+chmod 0755 "$r"
 cp "$deb" "$r/tmp/nexfield.deb"
 inroot() { chroot "$r" "$@"; }
 echo "install into a scratch bookworm root:"

@@ -118,6 +118,7 @@ func importBootConfig(c *firstbootConfig, log *slog.Logger) ([]string, error) {
 		for _, p := range problems {
 			report += "  - " + p + "\n"
 		}
+		_ = os.Remove(filepath.Join(c.bootDir, bootDoneName)) // an older import's note would mislead
 		if err := writeFileAtomic(filepath.Join(c.bootDir, bootErrorName), func(f *os.File) error {
 			_, err := io.WriteString(f, strings.ReplaceAll(report, "\n", "\r\n")) // read on Windows laptops too
 			return err
