@@ -29,6 +29,9 @@ type FeaturizerConfig struct {
 	HashBits int `json:"hash_bits"`
 	// Bigrams adds adjacent-token pairs to the hashed features.
 	Bigrams bool `json:"bigrams"`
+	// Stems adds the first five letters of longer words as extra hashed
+	// features, so "disappointing" also counts as "disap".
+	Stems bool `json:"stems,omitempty"`
 	// NegationScope is how many tokens after a negator get the NOT_ mark
 	// (stopping at clause punctuation).
 	NegationScope int `json:"negation_scope"`
@@ -379,6 +382,16 @@ func (f *featurizer) featurize(text string) features {
 			tok = "NOT_" + w
 		}
 		f.add(set, tok, "")
+		if f.cfg.Stems && len(w) > 6 && !strings.HasPrefix(w, "emoji:") {
+			st := w
+			if n := stemLen(w); n < len(w) {
+				st = w[:n]
+			}
+			if neg {
+				st = "NOT_" + st
+			}
+			f.add(set, "stem:"+st, "")
+		}
 		if f.cfg.Bigrams {
 			f.add(set, prev, tok)
 		}
@@ -445,4 +458,16 @@ func (fs features) scatter(x []float32) {
 	for i, k := range fs.idx {
 		x[k] = fs.val[i]
 	}
+}
+
+// stemLen is the byte length of the first five runes of w.
+func stemLen(w string) int {
+	n := 0
+	for i := range w {
+		if n == 5 {
+			return i
+		}
+		n++
+	}
+	return len(w)
 }
