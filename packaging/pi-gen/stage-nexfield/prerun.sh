@@ -1,6 +1,5 @@
 #!/bin/bash -e
-# pi-gen: continue from the previous stage's root filesystem (stage2 for a
-# Lite image).
+# pi-gen stage: start from the previous stage's root filesystem.
 if [ ! -d "${ROOTFS_DIR}" ]; then
 	copy_previous
 fi
