@@ -177,7 +177,7 @@ type linear struct {
 func (l *linear) z(fs features) float64 {
 	s := l.b
 	for i, k := range fs.idx {
-		s += l.w[k] * float64(fs.val[i])
+		s += float64(l.w[k] * float64(fs.val[i]))
 	}
 	return s
 }
@@ -237,15 +237,15 @@ func fit(xs []features, ys []int, dim, nHashed int, h hyper, epochs int) *linear
 			fs := xs[n]
 			s := b
 			for i, k := range fs.idx {
-				s += w[k] * float64(fs.val[i]) * r[k]
+				s += float64(w[k] * float64(fs.val[i]) * r[k])
 			}
 			g := 1/(1+math.Exp(-s)) - float64(ys[n])
 			for i, k := range fs.idx {
-				gk := g*float64(fs.val[i])*r[k] + h.L2*w[k]
-				g2[k] += gk * gk
-				w[k] -= eta * gk / math.Sqrt(g2[k]+1e-8)
+				gk := float64(g*float64(fs.val[i])*r[k]) + float64(h.L2*w[k])
+				g2[k] += float64(gk * gk)
+				w[k] -= float64(eta*gk) / math.Sqrt(g2[k]+1e-8)
 			}
-			gb += g * g
+			gb += float64(g * g)
 			b -= eta * g / math.Sqrt(gb+1e-8)
 		}
 	}
@@ -312,7 +312,8 @@ type Trained struct {
 }
 
 // Train rebuilds the model from the shipped data. The same options give the
-// same bytes on the same architecture (arm64 may fuse multiply-adds).
+// same bytes on every architecture: products are rounded explicitly
+// (float64(x*y)) so that arm64 cannot fuse them into multiply-adds.
 func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	var o TrainOpts
 	if opts != nil {
