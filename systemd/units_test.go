@@ -150,7 +150,6 @@ func TestUnits_contract(t *testing.T) {
 				"Service.Type": "notify", "Service.NotifyAccess": "main", "Service.Restart": "on-failure",
 				"Service.User": "nexfield", "Service.StateDirectory": "nexfield", "Service.DevicePolicy": "closed",
 				"Service.SupplementaryGroups": "gpio spi dialout", "Service.CapabilityBoundingSet": "",
-				"Unit.Requires": "nexfield-firstboot.service",
 			} {
 				want[k] = v
 			}
@@ -158,6 +157,16 @@ func TestUnits_contract(t *testing.T) {
 				if keys[k] == nil {
 					t.Errorf("%s: no %s", u.file, k)
 				}
+			}
+			dep := "Unit.Requires" // the peer's radio stays off after a rejected import
+			if u.file == "nexfield-agent.service" {
+				dep = "Unit.Wants" // the agent keeps the device reachable on the old configuration
+			}
+			if got := keys[dep]; !strings.Contains(" "+strings.Join(got, " ")+" ", " nexfield-firstboot.service ") {
+				t.Errorf("%s: %s=%q, want nexfield-firstboot.service", u.file, dep, got)
+			}
+			if !strings.Contains(strings.Join(keys["Unit.After"], " "), "nexfield-firstboot.service") {
+				t.Errorf("%s: not ordered after nexfield-firstboot.service", u.file)
 			}
 			if keys["Service.StartLimitBurst"] != nil || keys["Service.StartLimitIntervalSec"] != nil {
 				t.Errorf("%s: rate limits belong in [Unit]", u.file)
