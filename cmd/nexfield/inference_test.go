@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nexfield/nexfield/exchange"
 )
 
 func TestClassifyJSONFromStdin(t *testing.T) {
@@ -65,5 +67,28 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 	}
 	if !strings.HasPrefix(cls.String(), "neutral") {
 		t.Errorf("got %q, want neutral", cls.String())
+	}
+}
+
+// The peer's classifier answers in the shape that crosses the air.
+func TestPeerClassifierEncodesForTheAir(t *testing.T) {
+	c, err := newClassifier("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Classify(context.Background(), "Copy that, over.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := exchange.EncodeSentiment(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := exchange.DecodeSentiment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Label != "neutral" {
+		t.Errorf("got %s, want neutral", got.Label)
 	}
 }
