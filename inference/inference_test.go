@@ -193,6 +193,9 @@ func TestLoaderRejectsBadModels(t *testing.T) {
 		{"truncated", good[:len(good)/2], "not an ONNX model"},
 		{"wrong shape", wrongDim(), "shape"},
 		{"no featurizer", encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, "{}"), "featurizer version"},
+		{"opset", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 18, inputName, outputName), "opset 18"},
+		{"input name", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 11, "input", outputName), "not named"},
+		{"output name", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 11, inputName, "probabilities"), "output named"},
 		{"gemm", bytes.Replace(good, []byte("MatMul"), []byte("Gemm\x00\x00"), 1), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

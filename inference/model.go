@@ -135,7 +135,8 @@ func softmax(l [3]float32) [3]float64 {
 	return p
 }
 
-// Result is one classification.
+// Result is one classification. Its fields match exchange.Sentiment one for
+// one, so the peer converts it without copying; keep them so.
 type Result struct {
 	// Label is "positive", "neutral" or "negative".
 	Label string

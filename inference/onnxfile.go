@@ -84,6 +84,11 @@ func node(op, name string, in []string, out string, attrs ...*pbuf) *pbuf {
 // encodeONNX writes logits = features·W + B, scores = Softmax(logits, axis 1).
 // Gemm is avoided on purpose: gorgonnx's Gemm overwrites its bias on each run.
 func encodeONNX(w []float32, b []float32, dim, classes int, meta string) []byte {
+	return encodeONNXAs(w, b, dim, classes, meta, onnxOpset, inputName, outputName)
+}
+
+// encodeONNXAs lets tests write files with another opset or other names.
+func encodeONNXAs(w []float32, b []float32, dim, classes int, meta string, opset int, inputName, outputName string) []byte {
 	g := &pbuf{}
 	g.msg(1, node("MatMul", "matmul", []string{inputName, "W"}, "mm"))
 	g.msg(1, node("Add", "add", []string{"mm", "B"}, "logits"))
@@ -103,7 +108,7 @@ func encodeONNX(w []float32, b []float32, dim, classes int, meta string) []byte 
 	m.msg(7, g)
 	op := &pbuf{}
 	op.str(1, "")
-	op.uint(2, onnxOpset)
+	op.uint(2, uint64(opset))
 	m.msg(8, op)
 	kv := &pbuf{}
 	kv.str(1, metaFeaturizer)
