@@ -79,6 +79,7 @@ type hyper struct {
 	L2       float64 // L2 strength per example
 	MinCount int     // a bucket needs this many training sentences to get a column
 	Avg      bool    // average the weights of LR and NB-LR (still one linear model)
+	PureNB   bool    // multinomial naive Bayes on presence features, no LR
 }
 
 func (h hyper) String() string {
@@ -89,17 +90,24 @@ func (h hyper) String() string {
 	if h.Avg {
 		kind = "LR+NB-LR"
 	}
+	if h.PureNB {
+		return fmt.Sprintf("NB min=%d", h.MinCount)
+	}
 	return fmt.Sprintf("%s l2=%g min=%d", kind, h.L2, h.MinCount)
 }
 
 var grid = []hyper{
-	{false, 1e-5, 1, false}, {false, 1e-4, 1, false}, {false, 1e-4, 2, false},
-	{true, 1e-5, 1, false}, {true, 1e-4, 1, false}, {true, 1e-4, 2, false},
-	{false, 1e-4, 1, true},
+	{false, 1e-5, 1, false, false}, {false, 1e-4, 1, false, false}, {false, 1e-4, 2, false, false},
+	{true, 1e-5, 1, false, false}, {true, 1e-4, 1, false, false}, {true, 1e-4, 2, false, false},
+	{false, 1e-4, 1, true, false},
+	{MinCount: 1, PureNB: true},
 }
 
 // train fits one candidate.
 func train(xs []features, ys []int, dim, nh int, h hyper, epochs int) *linear {
+	if h.PureNB {
+		return naiveBayes(xs, ys, dim, nh)
+	}
 	if !h.Avg {
 		return fit(xs, ys, dim, nh, h, epochs)
 	}
@@ -518,4 +526,47 @@ func exportModel(l *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, error
 		return nil, err
 	}
 	return encodeONNX(w, b, dim, 3, string(meta)), nil
+}
+
+// naiveBayes is multinomial naive Bayes over the hashed presence features
+// (Laplace smoothing); the dense lexicon features get no weight.
+func naiveBayes(xs []features, ys []int, dim, nh int) *linear {
+	p := map[int32]float64{}
+	q := map[int32]float64{}
+	var sp, sq float64
+	npos := 0
+	for n, fs := range xs {
+		if ys[n] == 1 {
+			npos++
+		}
+		for _, k := range fs.idx {
+			if int(k) >= nh {
+				continue
+			}
+			if ys[n] == 1 {
+				p[k]++
+				sp++
+			} else {
+				q[k]++
+				sq++
+			}
+		}
+	}
+	seen := make([]int32, 0, len(p)+len(q))
+	for k := range p {
+		seen = append(seen, k)
+	}
+	for k := range q {
+		if _, ok := p[k]; !ok {
+			seen = append(seen, k)
+		}
+	}
+	slices.Sort(seen)
+	v := float64(len(seen))
+	l := &linear{w: make([]float64, dim)}
+	for _, k := range seen {
+		l.w[k] = math.Log((p[k]+1)/(sp+v)) - math.Log((q[k]+1)/(sq+v))
+	}
+	l.b = math.Log(float64(npos)) - math.Log(float64(len(xs)-npos))
+	return l
 }
