@@ -201,9 +201,9 @@ var emojiPolarity = map[rune]string{
 
 // normalize truncates to the byte limit at a rune boundary, replaces invalid
 // UTF-8, drops control characters and lower-cases.
-func normalize(s string, max int) string {
-	if len(s) > max {
-		cut := max
+func normalize(s string, limit int) string {
+	if len(s) > limit {
+		cut := limit
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
