@@ -1,6 +1,7 @@
 #!/bin/bash -e
 # The radio's interfaces: the PL011 UART on GPIO14/15 as /dev/serial0 for a
-# RYLR998 (Bluetooth moved off it: disable-bt, and hciuart off), SPI for an
+# RYLR998 (Bluetooth moved off it: disable-bt, and hciuart off; uart0=on puts
+# UART0 on those pins on a Pi 5, whose enable_uart means the debug port), SPI for an
 # SX127x board, and no serial console on the radio's UART (a login prompt
 # there would talk AT commands to the module).
 boot="${ROOTFS_DIR}/boot/firmware"
@@ -16,6 +17,7 @@ cat >> "$config" << 'BLOCK'
 [all]
 enable_uart=1
 dtoverlay=disable-bt
+dtparam=uart0=on
 dtparam=spi=on
 # nexfield radio: end
 BLOCK
