@@ -8,8 +8,8 @@ import (
 	"slices"
 )
 
-// Labels in the order of the model's output columns.
-var Labels = [3]string{"negative", "neutral", "positive"}
+// labels in the order of the model's output columns.
+var labels = [3]string{"negative", "neutral", "positive"}
 
 // ErrBadModel wraps every reason a model file is rejected.
 var ErrBadModel = errors.New("inference: bad model")
@@ -151,7 +151,7 @@ func resultOf(p [3]float64) Result {
 			best = j
 		}
 	}
-	return Result{Label: Labels[best], Scores: map[string]float64{
-		Labels[0]: p[0], Labels[1]: p[1], Labels[2]: p[2],
+	return Result{Label: labels[best], Scores: map[string]float64{
+		labels[0]: p[0], labels[1]: p[1], labels[2]: p[2],
 	}}
 }

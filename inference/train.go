@@ -58,11 +58,11 @@ func Examples() []Example {
 // TrainOpts are the trainer's knobs. The zero value reproduces the default
 // model.
 type TrainOpts struct {
-	// HashBits for the featurizer; 0 means 12.
+	// HashBits for the featurizer; 0 means 20.
 	HashBits int
 	// Epochs of AdaGrad; 0 means 12.
 	Epochs int
-	// MaxColumns bounds the hashed columns kept; 0 means 12000.
+	// MaxColumns bounds the hashed columns kept; 0 means 8000.
 	MaxColumns int
 	// NoStems drops the stem features (see FeaturizerConfig); inner
 	// cross-validation preferred them (0.875 vs 0.872).
@@ -482,7 +482,7 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 		switch resultOf(p).Label {
 		case "neutral":
 			neutral++
-		case Labels[2*e.Label]:
+		case labels[2*e.Label]:
 			polarOK++
 		}
 	}
