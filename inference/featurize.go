@@ -32,6 +32,9 @@ type FeaturizerConfig struct {
 	// Stems adds the first five letters of longer words as extra hashed
 	// features, so "disappointing" also counts as "disap".
 	Stems bool `json:"stems,omitempty"`
+	// Norm scales hashed features by 1/sqrt(1+words) so long sentences do
+	// not dominate.
+	Norm bool `json:"norm,omitempty"`
 	// NegationScope is how many tokens after a negator get the NOT_ mark
 	// (stopping at clause punctuation).
 	NegationScope int `json:"negation_scope"`
@@ -357,6 +360,7 @@ func (f *featurizer) featurize(text string) features {
 	set := map[int32]float32{}
 	var lexPos, lexNeg, nPos, nNeg, excl float64
 	evidence := false
+	nwords := 0
 	scope := 0
 	prev := "<s>"
 	for _, t := range toks {
@@ -369,6 +373,7 @@ func (f *featurizer) featurize(text string) features {
 			continue
 		}
 		w := t.s
+		nwords++
 		neg := scope > 0
 		if neg {
 			scope--
@@ -434,8 +439,12 @@ func (f *featurizer) featurize(text string) features {
 		out.idx = append(out.idx, k)
 	}
 	slices.Sort(out.idx)
+	hv := float32(1)
+	if f.cfg.Norm {
+		hv = float32(1 / math.Sqrt(float64(1+nwords)))
+	}
 	for range out.idx {
-		out.val = append(out.val, 1)
+		out.val = append(out.val, hv)
 	}
 	dense := [numDense]float64{
 		fLexPos: lexPos / 4, fLexNeg: lexNeg / 4, fLexPosN: min(nPos, 3) / 3, fLexNegN: min(nNeg, 3) / 3,

@@ -103,6 +103,14 @@ var grid = []hyper{
 	{MinCount: 1, PureNB: true},
 }
 
+// variantName names a grid row: the featurizer variant and the learner.
+func variantName(norm bool, h hyper) string {
+	if norm {
+		return "norm " + h.String()
+	}
+	return "raw  " + h.String()
+}
+
 // train fits one candidate.
 func train(xs []features, ys []int, dim, nh int, h hyper, epochs int) *linear {
 	if h.PureNB {
@@ -294,7 +302,7 @@ func (r *TrainReport) WriteTo(w io.Writer) (int64, error) {
 		if g.Hyper == r.Chosen {
 			mark = "*"
 		}
-		fmt.Fprintf(&b, "  %s %-16s inner accuracy %.4f\n", mark, g.Hyper, g.InnerAcc)
+		fmt.Fprintf(&b, "  %s %-30s inner accuracy %.4f\n", mark, g.Hyper, g.InnerAcc)
 	}
 	fmt.Fprintf(&b, "neutral: band |z| < %.4f, no-evidence gate |z| < %.4f (log-odds)\n", r.NeutralBand, r.NeutralBand+r.EvidenceGate)
 	fmt.Fprintf(&b, "held-out binary accuracy: %.4f\n", r.HeldOutBinary)
@@ -339,22 +347,14 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	if o.NeutralShare == 0 {
 		o.NeutralShare = 0.10
 	}
-	cfg := FeaturizerConfig{Version: 1, HashBits: o.HashBits, Bigrams: true, NegationScope: 3,
+	base := FeaturizerConfig{Version: 1, HashBits: o.HashBits, Bigrams: true, NegationScope: 3,
 		Lexicon: "vader", MaxInputBytes: DefaultMaxInputBytes, Stems: !o.NoStems}
-	if err := cfg.validate(); err != nil {
+	if err := base.validate(); err != nil {
 		return nil, fmt.Errorf("inference: train: %w", err)
 	}
 	vader := parseLexicon(vaderTSV)
-	feat, err := newFeaturizer(cfg, vader)
-	if err != nil {
-		return nil, err
-	}
 	ex := Examples()
-	xs := make([]features, len(ex))
-	for i, e := range ex {
-		xs[i] = feat.featurize(e.Text)
-	}
-	nh := 1 << cfg.HashBits
+	nh := 1 << base.HashBits
 	dim := nh + numDense
 	noEv := int32(nh + fNoEvidence)
 	hasNoEv := func(fs features) bool { return len(fs.idx) > 0 && fs.idx[len(fs.idx)-1] == noEv }
@@ -367,42 +367,61 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	}
 	rep := TrainReport{Sentences: len(ex), TrainSentences: len(trainIdx), HeldOut: len(ex) - len(trainIdx)}
 
-	// Inner cross-validation: folds 1..4, each left out once.
-	bestAcc, best := -1.0, grid[0]
-	var bestOOF []float64
-	for _, h := range grid {
-		if err := ctx.Err(); err != nil {
+	// Inner cross-validation: folds 1..4, each left out once, for every
+	// featurizer variant (raw or length-normalised hashed features) and
+	// every learner of the grid.
+	var (
+		bestAcc = -1.0
+		best    hyper
+		bestOOF []float64
+		cfg     FeaturizerConfig
+		xs      []features
+	)
+	for _, norm := range []bool{false, true} {
+		fc := base
+		fc.Norm = norm
+		feat, err := newFeaturizer(fc, vader)
+		if err != nil {
 			return nil, err
 		}
-		oof := make([]float64, len(ex))
-		correct := 0
-		for f := 1; f < numFolds; f++ {
-			var tx []features
-			var ty []int
-			for _, i := range trainIdx {
-				if ex[i].Fold != f {
-					tx, ty = append(tx, xs[i]), append(ty, ex[i].Label)
-				}
+		fx := make([]features, len(ex))
+		for i, e := range ex {
+			fx[i] = feat.featurize(e.Text)
+		}
+		for _, h := range grid {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			keep := keepBuckets(tx, int32(nh), h.MinCount)
-			m := train(restrict(tx, int32(nh), keep), ty, dim, nh, h, o.Epochs)
-			prune(m, nh, o.MaxColumns)
-			for _, i := range trainIdx {
-				if ex[i].Fold == f {
-					oof[i] = m.z(xs[i]) // unkept buckets have zero weight
-					if (oof[i] > 0) == (ex[i].Label == 1) {
-						correct++
+			oof := make([]float64, len(ex))
+			correct := 0
+			for f := 1; f < numFolds; f++ {
+				var tx []features
+				var ty []int
+				for _, i := range trainIdx {
+					if ex[i].Fold != f {
+						tx, ty = append(tx, fx[i]), append(ty, ex[i].Label)
+					}
+				}
+				keep := keepBuckets(tx, int32(nh), h.MinCount)
+				m := train(restrict(tx, int32(nh), keep), ty, dim, nh, h, o.Epochs)
+				prune(m, nh, o.MaxColumns)
+				for _, i := range trainIdx {
+					if ex[i].Fold == f {
+						oof[i] = m.z(fx[i]) // unkept buckets have zero weight
+						if (oof[i] > 0) == (ex[i].Label == 1) {
+							correct++
+						}
 					}
 				}
 			}
-		}
-		acc := float64(correct) / float64(len(trainIdx))
-		rep.Grid = append(rep.Grid, GridRow{Hyper: h.String(), InnerAcc: round4(acc)})
-		if acc > bestAcc {
-			bestAcc, best, bestOOF = acc, h, oof
+			acc := float64(correct) / float64(len(trainIdx))
+			rep.Grid = append(rep.Grid, GridRow{Hyper: variantName(norm, h), InnerAcc: round4(acc)})
+			if acc > bestAcc {
+				bestAcc, best, bestOOF, cfg, xs = acc, h, oof, fc, fx
+			}
 		}
 	}
-	rep.Chosen = best.String()
+	rep.Chosen = variantName(cfg.Norm, best)
 
 	// Calibrate neutral on the chosen candidate's out-of-fold log-odds.
 	var evAbs []float64
