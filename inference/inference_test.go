@@ -213,3 +213,38 @@ func TestLoaderRejectsBadModels(t *testing.T) {
 		})
 	}
 }
+
+// A wider set of radio status reports, written for this test. They set the
+// evidence gate's accuracy target (0.92; it was matched to evidence-bearing
+// sentences before, which left 14 of these neutral), so they are tuning
+// data, not an independent measure. Three of the four misses carry a lexicon
+// word ("reached", "drop", "clear") and so take its side; "Standing by for
+// instructions." has none but review vocabulary ("instructions") scores it
+// beyond the gate.
+func TestStatusReportsMostlyNeutral(t *testing.T) {
+	c := newTest(t, &Opts{PlainGo: true})
+	msgs := []string{
+		"Arrived at checkpoint 3.", "Copy that, over.", "Battery at 80 percent, moving north.",
+		"Meet at the gate at 14:00.", "Roger, holding position.", "Reached the bridge, waiting for team B.",
+		"Position 47.3N 8.5E, heading east.", "Relay 2 online, signal strength -92 dBm.", "ETA 15 minutes.",
+		"Team two is at the river crossing.", "Switching to channel 4.", "Resupply drop scheduled for 0600.",
+		"Standing by for instructions.", "All units report status.", "Moving to waypoint alpha.",
+		"Checkpoint 5 clear, continuing.", "Weather: light rain, wind 10 knots.", "Node 7 rebooted at 12:03.",
+		"Acknowledged, will do.", "We are at the north entrance.",
+	}
+	neutral := 0
+	for _, m := range msgs {
+		r, err := c.Classify(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Label == "neutral" {
+			neutral++
+		} else {
+			t.Logf("%s: %q", r.Label, m)
+		}
+	}
+	if neutral < 16 {
+		t.Errorf("got %d of %d status reports neutral, want at least 16", neutral, len(msgs))
+	}
+}

@@ -67,6 +67,10 @@ type TrainOpts struct {
 	// NoStems drops the stem features (see FeaturizerConfig); inner
 	// cross-validation preferred them (0.875 vs 0.872).
 	NoStems bool
+	// GateAccuracy is the cross-validated accuracy that messages without
+	// sentiment evidence must reach before they may leave neutral (at least
+	// the accuracy of messages with evidence); 0 means 0.92.
+	GateAccuracy float64
 	// NeutralShare is the share of inner cross-validation predictions on
 	// sentences with lexicon evidence that the neutral band absorbs; 0 means
 	// 0.10.
@@ -278,6 +282,7 @@ type TrainReport struct {
 	Chosen                             string
 	Grid                               []GridRow
 	NeutralBand, EvidenceGate          float64
+	GateAccuracy                       float64            // accuracy the evidence gate was set to reach
 	HeldOutBinary                      float64            // argmax of P(pos) vs P(neg)
 	HeldOutBySource                    map[string]float64 // same, per review source
 	HeldOutNeutralShare                float64            // share labelled neutral (all are polar)
@@ -304,7 +309,8 @@ func (r *TrainReport) WriteTo(w io.Writer) (int64, error) {
 		}
 		fmt.Fprintf(&b, "  %s %-30s inner accuracy %.4f\n", mark, g.Hyper, g.InnerAcc)
 	}
-	fmt.Fprintf(&b, "neutral: band |z| < %.4f, no-evidence gate |z| < %.4f (log-odds)\n", r.NeutralBand, r.NeutralBand+r.EvidenceGate)
+	fmt.Fprintf(&b, "neutral: band |z| < %.4f, no-evidence gate |z| < %.4f (log-odds; without evidence a pole needs %.2f inner-CV accuracy)\n",
+		r.NeutralBand, r.NeutralBand+r.EvidenceGate, r.GateAccuracy)
 	fmt.Fprintf(&b, "held-out binary accuracy: %.4f\n", r.HeldOutBinary)
 	srcs := make([]string, 0, len(r.HeldOutBySource))
 	for s := range r.HeldOutBySource {
@@ -346,6 +352,9 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	}
 	if o.NeutralShare == 0 {
 		o.NeutralShare = 0.10
+	}
+	if o.GateAccuracy == 0 {
+		o.GateAccuracy = 0.92
 	}
 	base := FeaturizerConfig{Version: 1, HashBits: o.HashBits, Bigrams: true, NegationScope: 3,
 		Lexicon: "vader", MaxInputBytes: DefaultMaxInputBytes, Stems: !o.NoStems}
@@ -445,7 +454,7 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	}
 	slices.Sort(evAbs)
 	band := evAbs[int(o.NeutralShare*float64(len(evAbs)))]
-	evAcc := float64(evCorrect) / float64(len(evAbs))
+	evAcc := math.Max(o.GateAccuracy, float64(evCorrect)/float64(len(evAbs)))
 	// The gate is the smallest threshold above which no-evidence sentences
 	// are as reliable as sentences with evidence.
 	sort.Slice(noev, func(a, b int) bool { return noev[a].a < noev[b].a })
@@ -463,7 +472,7 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 		}
 	}
 	gate := math.Max(0, gateT-band)
-	rep.NeutralBand, rep.EvidenceGate = round4(band), round4(gate)
+	rep.NeutralBand, rep.EvidenceGate, rep.GateAccuracy = round4(band), round4(gate), round4(evAcc)
 	cfg.NeutralBand, cfg.EvidenceGate = rep.NeutralBand, rep.EvidenceGate
 
 	// Final model on folds 1..4.
