@@ -25,7 +25,8 @@
 // repeat), and so on until everything has arrived; a lost ACK is recovered
 // by a POLL, and after MaxAckRequests unanswered ones the message is
 // aborted. A request is acknowledged by its reply, and the reply by one
-// short RACK. Every frame, ACKs included, is sealed with AES-128-CCM (8-byte
+// short RACK, or by the requester's next message to that peer when it
+// follows within RackDelay. Every frame, ACKs included, is sealed with AES-128-CCM (8-byte
 // tag) under per-direction keys derived with HKDF from a pre-shared key;
 // the nonce (32-bit message counter, fragment index, frame type) is never
 // sent: a frame carries a 4-byte header. Counters are reserved ahead of use

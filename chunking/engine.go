@@ -171,6 +171,13 @@ type EngineOpts struct {
 	// request (a restarted peer then refuses it at once). Zero: never; the
 	// caller's deadline bounds the wait. Link sets 30 s.
 	ReplyCheck time.Duration
+	// RackDelay is how long a requester holds the final RACK of a reply
+	// before sending it: a message to the same peer that starts meanwhile
+	// acknowledges the reply instead (its newer counter tells the replier
+	// the reply arrived), so back-to-back requests do not pay a RACK each.
+	// It must stay well under the replier's RPOLL timer (about 190 ms at
+	// SF7/BW125). Zero: 60 ms; negative: send the RACK at once.
+	RackDelay time.Duration
 	// CarrierSense says the driver listens before it talks (the radio is a
 	// radio.CarrierSenser): a receiver then acknowledges a burst whose last
 	// frame was lost when the channel falls silent, instead of waiting to
@@ -231,6 +238,7 @@ type txItem struct {
 	poll      bool
 	solicit   bool // an answer is expected: stay quiet after sending
 	retry     bool
+	finalRack bool // the final RACK of a reply, which our next message makes redundant
 	st        *Stats
 }
 
@@ -356,6 +364,12 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 	}
 	if o.Turnaround == 0 {
 		o.Turnaround = 10 * time.Millisecond
+	}
+	switch {
+	case o.RackDelay == 0:
+		o.RackDelay = 60 * time.Millisecond
+	case o.RackDelay < 0:
+		o.RackDelay = 0
 	}
 	e := &Engine{self: self, psk: slices.Clone(psk), o: o, peers: map[Addr]*peer{},
 		rng: rand.New(rand.NewPCG(o.Seed, 0x6e6578666965)), any: len(o.Peers) == 0}
@@ -532,6 +546,13 @@ func (e *Engine) start(now time.Time, o *outMsg) {
 	if o.oneWay {
 		kind = kindOneWay
 	}
+	if d := p.lastDone; d != nil {
+		// This message's newer counter tells the peer that our previous
+		// reply arrived whole (its next frame supersedes the reply there):
+		// a final RACK still waiting would only delay it. If this message's
+		// frames are lost, the peer's RPOLL is answered with the RACK.
+		p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.finalRack && it.st == &d.stats })
+	}
 	o.x = e.newXfer(p, p.txNext, kind, withCRC(o.payload), &o.stats)
 	o.x.owner = o
 	o.payload = nil
@@ -592,10 +613,15 @@ func (e *Engine) queueRack(now time.Time, o *outMsg) {
 	}
 	h := header{link: o.p.txTag, hint: byte(o.x.counter), ctl: ctlCtl(ctlRack, o.rackSeq)}
 	f := e.seal(o.p, h, o.x.counter, body)
+	it := &txItem{p: o.p, frame: f, solicit: body != nil, notBefore: now.Add(e.o.Turnaround), st: &o.stats}
 	if body == nil {
+		// The reply is complete: give our next message to this peer a
+		// moment to acknowledge it instead.
 		o.rack = f
+		it.finalRack = true
+		it.notBefore = it.notBefore.Add(e.o.RackDelay)
 	}
-	o.p.urgent = append(o.p.urgent, &txItem{p: o.p, frame: f, solicit: body != nil, notBefore: now.Add(e.o.Turnaround), st: &o.stats})
+	o.p.urgent = append(o.p.urgent, it)
 }
 
 func (e *Engine) seal(p *peer, h header, counter uint32, body []byte) []byte {
@@ -829,6 +855,12 @@ func (e *Engine) TxDone(now time.Time, err error) {
 		return
 	}
 	wait := 2*e.o.Turnaround + e.o.Airtime(hdrLen+e.tagLen+e.ackLimit) + 50*time.Millisecond
+	if x != nil && x.reply && !e.o.CarrierSense {
+		// The requester may acknowledge with its next message, which can
+		// start RackDelay later and take a whole frame: without carrier
+		// sense an RPOLL before then would talk over it.
+		wait += e.o.RackDelay + e.o.Airtime(e.o.MTU)
+	}
 	if x != nil && x.state == xSending {
 		if x.kind == kindRequest {
 			// The answer may be the first reply fragment, after the handler.
@@ -1098,6 +1130,12 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 			return false
 		}
 		e.ctr = next
+		if e.listenTo == p {
+			// We were waiting for the RACK of our reply (or an answer about
+			// an older message): the peer's newer message settles it, and
+			// our answer to it must not wait for the old window.
+			e.listen, e.listenTo = time.Time{}, nil
+		}
 		e.dropIn(p)
 		e.nextID++
 		m = &inMsg{id: e.nextID, counter: c, r: reasm{n: -1}, start: now}

@@ -309,7 +309,9 @@ func (l *Link) loop() {
 	timer := l.clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	txBusy := false
-	var backoff time.Time
+	// backoff holds frames while the channel is busy (listen before talk);
+	// pause holds them after the radio refused one.
+	var backoff, pause time.Time
 	defer l.failAll()
 	for {
 		l.mu.Lock()
@@ -319,7 +321,7 @@ func (l *Link) loop() {
 		}
 		evs := l.drain()
 		l.releaseFlushers()
-		ready := !txBusy && !now.Before(backoff) && l.e.Ready(now)
+		ready := !txBusy && !now.Before(backoff) && !now.Before(pause) && l.e.Ready(now)
 		l.mu.Unlock()
 		l.dispatch(evs)
 		if ready {
@@ -345,9 +347,13 @@ func (l *Link) loop() {
 		l.mu.Lock()
 		next, ok := l.e.Deadline()
 		l.mu.Unlock()
-		if ok && backoff.After(next) {
+		hold := backoff
+		if pause.After(hold) {
+			hold = pause
+		}
+		if ok && hold.After(next) {
 			// Due frames held back by a busy channel wait for the back-off.
-			next = backoff
+			next = hold
 		}
 		wait := time.Hour
 		if ok {
@@ -360,7 +366,14 @@ func (l *Link) loop() {
 			return
 		case f := <-l.rx:
 			l.mu.Lock()
+			acc := l.e.Stats().Accepted
 			l.e.Receive(l.clk.Now(), f.Payload, f.RSSI, f.SNR)
+			if l.e.Stats().Accepted > acc {
+				// The transmission we backed off from was our peer's, and it
+				// has ended: the answer it calls for goes after the
+				// turnaround, not after a random back-off.
+				backoff = time.Time{}
+			}
 			l.mu.Unlock()
 		case err := <-l.txErr:
 			txBusy = false
@@ -368,11 +381,11 @@ func (l *Link) loop() {
 				// The frame did not go out; the protocol recovers it like a
 				// lost one. Do not hammer a radio that refuses: a spent
 				// duty-cycle budget takes a while to come back.
-				pause := time.Second
+				d := time.Second
 				if errors.Is(err, radio.ErrDutyCycle) {
-					pause = 10 * time.Second
+					d = 10 * time.Second
 				}
-				backoff = l.clk.Now().Add(pause)
+				pause = l.clk.Now().Add(d)
 				l.log.Warn("radio send failed", "err", err)
 			}
 			l.mu.Lock()

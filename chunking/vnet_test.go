@@ -25,6 +25,8 @@ type vnet struct {
 	airTotal time.Duration
 	frames   int
 	trace    func(from Addr, frame []byte)
+	// drop, if set, loses a transmitted frame for every receiver.
+	drop func(from Addr, frame []byte) bool
 }
 
 type vnode struct {
@@ -37,6 +39,8 @@ type vnode struct {
 	events  []Event
 	// onRequest answers requests (nil: echo).
 	onRequest func(ev Event) ([]byte, bool)
+	// onEvent sees every event as it is produced.
+	onEvent func(ev Event)
 }
 
 type delivery struct {
@@ -90,6 +94,9 @@ func (n *vnet) run(until time.Duration) {
 		for _, v := range n.nodes {
 			for ev, ok := v.e.Event(); ok; ev, ok = v.e.Event() {
 				v.events = append(v.events, ev)
+				if v.onEvent != nil {
+					v.onEvent(ev)
+				}
 				if ev.Kind == EventRequest {
 					ans, herr := ev.Data, false
 					if v.onRequest != nil {
@@ -134,6 +141,9 @@ func (n *vnet) run(until time.Duration) {
 			frames := [][]byte{f}
 			if n.tap != nil {
 				frames = append(frames, n.tap(v.addr, f)...)
+			}
+			if n.drop != nil && n.drop(v.addr, f) {
+				frames = frames[1:]
 			}
 			for _, o := range n.nodes {
 				if o == v {
@@ -200,7 +210,12 @@ func (n *vnet) run(until time.Duration) {
 			if n.rng.Float64() < n.loss {
 				continue
 			}
+			acc := d.to.e.Stats().Accepted
 			d.to.e.Receive(n.now, d.frame, -90, 7)
+			if d.to.e.Stats().Accepted > acc {
+				// As Link: a frame from a peer ends the back-off.
+				d.to.backoff = time.Time{}
+			}
 		}
 		pending = keep
 		for _, v := range n.nodes {

@@ -96,7 +96,14 @@ func (p *Endpoint) Send(env linkbench.Env, msg []byte) {
 // OnFrame implements linkbench.Endpoint.
 func (p *Endpoint) OnFrame(env linkbench.Env, frame []byte) {
 	if e := p.engine(env); e != nil {
+		acc := e.Stats().Accepted
 		e.Receive(env.Now(), frame, 0, 0)
+		if p.backoff && e.Stats().Accepted > acc {
+			// The channel was busy with our peer, whose frame has ended:
+			// answer after the turnaround, not after the back-off.
+			p.backoff = false
+			env.StopTimer(timerBackoff)
+		}
 		p.pump(env)
 	}
 }
