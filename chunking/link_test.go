@@ -221,3 +221,34 @@ func TestLinkFlush(t *testing.T) {
 		}
 	})
 }
+
+// TestLinkBackToBack: requests issued as soon as the previous reply is in
+// cost their airtime and one turnaround, like an isolated request: the
+// request acknowledges the previous reply, and neither side waits for a
+// RACK, a back-off or an old listen window. Short requests end before the
+// replier's RPOLL timer, long ones after it.
+func TestLinkBackToBack(t *testing.T) {
+	for _, size := range []int{10, 101, 236} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				air, err := sim.NewAir(&sim.Opts{Params: lora.Params{SpreadingFactor: 7, BandwidthHz: 125000}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, _ := newLink(t, air, 1, 2)
+				b, _ := newLink(t, air, 2, 1)
+				go b.Serve(t.Context(), func(context.Context, chunking.Addr, []byte) ([]byte, error) { return []byte("12345678"), nil })
+				for i := range 6 {
+					start := time.Now()
+					_, st, err := a.Request(t.Context(), 2, make([]byte, size))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if over := time.Since(start) - st.Airtime; over != 10*time.Millisecond || st.Frames != 1 {
+						t.Errorf("request %d: %v over its airtime %v, %d frames; want the 10 ms turnaround, 1 frame", i, over, st.Airtime, st.Frames)
+					}
+				}
+			})
+		})
+	}
+}
