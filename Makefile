@@ -59,6 +59,7 @@ test-image: deb
 test-system: deb
 	packaging/test-system.sh
 	packaging/test-system-peer.sh
+	packaging/test-system-agent.sh
 
 # Rebuild the embedded sentiment model from inference/data (deterministic; prints the accuracy report).
 model:
