@@ -10,6 +10,8 @@
 #     NoNewPrivileges;
 #   - a frozen process (SIGSTOP) stops the pings; systemd kills it on the
 #     watchdog and restarts it, and the new process registers again;
+#   - a binary copied into the state directory runs as a child under the
+#     agent's sandbox (the shape of a workload; ExecStartPost= shares it);
 #   - systemctl stop ends it cleanly.
 # Test-only drop-in: WatchdogSec=4s, RestartSec=1s, TimeoutAbortSec=2s (a
 # stopped process cannot act on SIGABRT).
@@ -40,6 +42,10 @@ cat > "$r/etc/systemd/system/nexfield-agent.service.d/test.conf" <<'UNIT'
 WatchdogSec=4s
 RestartSec=1s
 TimeoutAbortSec=2s
+# A workload's shape, inside the agent's sandbox (ExecStartPost= gets the
+# same user, seccomp filter, namespaces and device policy): a binary written
+# into the state directory and run from there as a child.
+ExecStartPost=/bin/sh -c 'cp /usr/bin/nexfield "$STATE_DIRECTORY/wl" && "$STATE_DIRECTORY/wl" classify "the new gateway works great" > "$STATE_DIRECTORY/wl.out" 2>&1; echo "rc=$?" >> "$STATE_DIRECTORY/wl.out"'
 UNIT
 cat > "$r/usr/local/bin/nexfield-probe" <<'PROBE'
 #!/bin/bash
@@ -63,6 +69,7 @@ echo "status=$(show $agent StatusText)"
 pid=$(show $agent MainPID)
 echo "user=$(stat -c %U /proc/$pid)"
 echo "seccomp=$(awk '/^Seccomp:/{print $2}' /proc/$pid/status) nnp=$(awk '/^NoNewPrivs:/{print $2}' /proc/$pid/status) capbnd=$(awk '/^CapBnd:/{print $2}' /proc/$pid/status)"
+echo "workload=$(tr '\n' ' ' < /var/lib/nexfield/wl.out)"
 journalctl -u $agent -o cat --no-pager | grep -m1 -i "regist" | cut -c1-160 | sed 's/^/journal: /'
 sleep 10
 echo "after10s=$(show $agent ActiveState) restarts=$(show $agent NRestarts) samepid=$([ "$(show $agent MainPID)" = "$pid" ] && echo yes || echo no)"
@@ -109,6 +116,7 @@ check "status line: registered with the node" has "^status=registered as .* with
 check "registered again after the restart" has "^status2=registered as "
 check "runs as nexfield" has "^user=nexfield"
 check "seccomp filter, no_new_privs, empty capability bounding set" has "^seccomp=2 nnp=1 capbnd=0000000000000000"
+check "a binary from the state dir runs under the agent's sandbox" sh -c "grep '^workload=' '$r/root/results' | grep -q 'positive.*rc=0'"
 check "alive past 2.5 watchdog periods: the daemon pings" has "^after10s=active restarts=0 samepid=yes"
 check "frozen process: restarted by the watchdog" sh -c "grep -q '^restarts=[1-9]' '$r/root/results'"
 check "journal: watchdog timeout" has "^journal: .*atchdog timeout"
