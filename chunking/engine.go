@@ -855,11 +855,21 @@ func (e *Engine) TxDone(now time.Time, err error) {
 		return
 	}
 	wait := 2*e.o.Turnaround + e.o.Airtime(hdrLen+e.tagLen+e.ackLimit) + 50*time.Millisecond
+	if x == nil {
+		// Our ACK with gaps: the answer is a resent fragment.
+		wait = 2*e.o.Turnaround + e.o.Airtime(e.o.MTU) + 50*time.Millisecond
+	}
 	if x != nil && x.reply && !e.o.CarrierSense {
 		// The requester may acknowledge with its next message, which can
 		// start RackDelay later and take a whole frame: without carrier
 		// sense an RPOLL before then would talk over it.
 		wait += e.o.RackDelay + e.o.Airtime(e.o.MTU)
+		if x.polls > 2 {
+			// The requester leaves our RPOLLs unanswered: it may be gone.
+			// Back off, with jitter, so an empty address does not hold the
+			// channel in step with other stations' timers.
+			wait += time.Duration(e.rng.Int64N(int64(wait))) << min(x.polls-2, 3)
+		}
 	}
 	if x != nil && x.state == xSending {
 		if x.kind == kindRequest {
@@ -1016,7 +1026,10 @@ func (e *Engine) queueAck(now time.Time, p *peer, m *inMsg) {
 		body = encodeAck(m.r.have, m.r.n, e.ackLimit)
 	}
 	h := header{link: p.txTag, hint: byte(m.counter), ctl: ctlCtl(ctlAck, m.ackSeq)}
-	p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, m.counter, body), notBefore: now.Add(e.o.Turnaround), st: &m.stats})
+	// An ACK with gaps asks the sender to resend them at once: stay quiet
+	// for that burst (a half-duplex radio that talks to another peer
+	// meanwhile is deaf to it).
+	p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, m.counter, body), notBefore: now.Add(e.o.Turnaround), st: &m.stats, solicit: body != nil})
 }
 
 func (e *Engine) queueRefuse(now time.Time, p *peer, counter uint32, reason int) {
@@ -1142,6 +1155,15 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 		p.in = m
 	}
 	m.lastSeen = now
+	if h.isFrag() && !h.poll() {
+		// More of this burst follows back to back: without carrier sense,
+		// talking to anyone now would make us deaf to it.
+		if t := now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond); t.After(e.listen) {
+			e.listen, e.listenTo = t, p
+		}
+	} else if e.listenTo == p {
+		e.listen, e.listenTo = time.Time{}, nil
+	}
 	m.stats.Received++
 	m.stats.Airtime += e.o.Airtime(flen)
 	m.stats.RSSI, m.stats.SNR = p.rssi, p.snr
