@@ -69,6 +69,9 @@ func (e *env) startAgent(ctx context.Context, name string) (*agentRun, error) {
 		Type:      agent.DefaultType,
 		StateDir:  filepath.Join(e.dir, name),
 		Heartbeat: time.Second,
+		// A relay that is undeployed finishes the exchange it has on the
+		// air; over a lossy channel that can take longer than the default.
+		StopGrace: 20 * time.Second,
 		Tags:      map[string]string{"site": "demo"},
 		Logger:    e.log.With("component", "agent", "agent", name),
 	})

@@ -212,8 +212,18 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer stop()
 	// Stop taking requests the moment ctx ends, even while an exchange is on
-	// the air, so callers are routed elsewhere at once.
-	stopWatch := context.AfterFunc(ctx, stop)
+	// the air, so callers are routed elsewhere at once. Requests still queued
+	// have not touched the air: if another instance of the service is up (a
+	// relay moving to another agent), hand them to it at once instead of
+	// making them wait for this one's exchange to end.
+	handedOff := make(chan struct{})
+	stopWatch := context.AfterFunc(ctx, func() {
+		defer close(handedOff)
+		stop()
+		if n := r.handOff(); n > 0 {
+			r.log.Info("queued requests handed to another relay instance", "requests", n)
+		}
+	})
 	defer stopWatch()
 	g := svc.AddGroup(r.opts.Subject)
 	for _, ep := range []struct {
@@ -236,7 +246,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	// An exchange in flight when ctx ends still completes: its own deadline
 	// bounds it, and failing it would fail a caller for nothing.
 	r.work(context.WithoutCancel(ctx), ctx.Done(), false)
-	stop()
+	<-handedOff // work returns only once ctx has ended
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.DrainTimeout)
 	defer cancel()
 	closed := make(chan struct{})
@@ -439,6 +449,29 @@ func (r *Relay) serve(ctx context.Context, j *job) {
 func respondError(req micro.Request, code, desc string) {
 	body, _ := json.Marshal(map[string]string{"error": desc})
 	_ = req.Error(code, desc, body)
+}
+
+// handOff republishes every queued request, with its caller's reply
+// subject, to the service subject it came on, if another instance of the
+// service answers a ping. It returns how many it handed over.
+func (r *Relay) handOff() int {
+	if r.queued() == 0 {
+		return 0
+	}
+	if _, err := r.nc.Request("$SRV.PING."+r.opts.Name, nil, time.Second); err != nil {
+		return 0 // nobody else: serve them here
+	}
+	n := 0
+	for j := r.take(); j != nil; j = r.take() {
+		m := &nats.Msg{Subject: j.req.Subject(), Reply: j.req.Reply(), Data: j.body, Header: nats.Header(j.req.Headers())}
+		if err := r.nc.PublishMsg(m); err != nil {
+			respondError(j.req, codeBusy, "relay shutting down")
+			continue
+		}
+		n++
+	}
+	_ = r.nc.Flush()
+	return n
 }
 
 // queued reports how many requests wait for the radio.

@@ -334,3 +334,98 @@ func TestShutdownFinishesQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShutdownHandsOffToAnotherInstance stops one relay while requests wait
+// in its queue and another instance of the service is up: the waiting
+// requests are answered by the other instance, the one on the air by the
+// stopping relay, and no caller fails.
+func TestShutdownHandsOffToAnotherInstance(t *testing.T) {
+	s := natstest.RunServer(t)
+	slow := &directLink{handler: sentimentHandler, gate: make(chan struct{})}
+	fast := &directLink{handler: sentimentHandler}
+	start := func(link Exchanger, addr uint8) (context.CancelFunc, chan error, *Relay) {
+		r, err := New(natstest.Connect(t, s), link, &Opts{Address: addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		return cancel, done, r
+	}
+	cancelA, doneA, a := start(slow, 1)
+	client := natstest.Connect(t, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay A did not come up")
+		}
+	}
+	type answer struct {
+		via  int
+		code string
+	}
+	answers := make(chan answer, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			resp, err := client.Request("field.sentiment", []byte("great"), 10*time.Second)
+			if err != nil {
+				answers <- answer{code: err.Error()}
+				return
+			}
+			var rep Reply
+			_ = json.Unmarshal(resp.Data, &rep)
+			answers <- answer{via: rep.Via, code: resp.Header.Get(micro.ErrorCodeHeader)}
+		}()
+	}
+	for a.queued() < 3 { // one on the air, three waiting
+		time.Sleep(time.Millisecond)
+	}
+	cancelB, doneB, _ := start(fast, 4)
+	defer func() { cancelB(); <-doneB }()
+	for {
+		inbox := client.NewRespInbox()
+		sub, _ := client.SubscribeSync(inbox)
+		client.PublishRequest("$SRV.PING.nexfield-relay", inbox, nil)
+		got := 0
+		for {
+			if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
+				break
+			}
+			got++
+		}
+		sub.Unsubscribe()
+		if got == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay B did not come up")
+		}
+	}
+	cancelA()
+	// A hands its queue over before its exchange on the air ends.
+	for a.queued() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("queued requests not handed over")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(slow.gate)
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	byVia := map[int]int{}
+	for i := 0; i < 4; i++ {
+		a := <-answers
+		if a.code != "" {
+			t.Fatalf("a caller failed: %s", a.code)
+		}
+		byVia[a.via]++
+	}
+	if byVia[1] != 1 || byVia[4] != 3 {
+		t.Errorf("answered by relay address %v, want the one on the air by 1 and three handed to 4", byVia)
+	}
+}
