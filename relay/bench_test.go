@@ -27,20 +27,7 @@ func BenchmarkRequestOverhead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			psk := []byte("0123456789abcdef0123456789abcdef")
-			newLink := func(name string, addr chunking.Addr) *chunking.Link {
-				r, err := air.NewRadio(&sim.RadioOpts{Name: name})
-				if err != nil {
-					b.Fatal(err)
-				}
-				l, err := chunking.New(r, addr, psk, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { l.Close(); r.Close() })
-				return l
-			}
-			relayLink, peerLink := newLink("relay", 1), newLink("peer", 2)
+			relayLink, peerLink := airLink(b, air, "relay", 1), airLink(b, air, "peer", 2)
 			h, _ := peer.New(peer.ClassifierFunc(func(ctx context.Context, text string) (exchange.Sentiment, error) {
 				return exchange.Sentiment{Label: "neutral", Scores: map[string]float64{"neutral": 1}}, nil
 			}), nil)
@@ -54,14 +41,7 @@ func BenchmarkRequestOverhead(b *testing.B) {
 			}
 			go r.Run(ctx)
 			client := natstest.Connect(b, s)
-			for deadline := time.Now().Add(5 * time.Second); ; {
-				if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatal("relay did not come up")
-				}
-			}
+			waitInstances(b, client, 1)
 			text := []byte(strings.Repeat("x", size))
 			var overhead, airtime time.Duration
 			b.ReportAllocs()

@@ -26,20 +26,7 @@ func TestOverSimulatedAir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	psk := []byte("0123456789abcdef0123456789abcdef")
-	newLink := func(name string, addr chunking.Addr) *chunking.Link {
-		r, err := air.NewRadio(&sim.RadioOpts{Name: name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := chunking.New(r, addr, psk, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close(); r.Close() })
-		return l
-	}
-	relayLink, peerLink := newLink("relay", 1), newLink("north", 2)
+	relayLink, peerLink := airLink(t, air, "relay", 1), airLink(t, air, "north", 2)
 
 	classify := peer.ClassifierFunc(func(ctx context.Context, text string) (exchange.Sentiment, error) {
 		if strings.Contains(text, "great") {
@@ -66,14 +53,7 @@ func TestOverSimulatedAir(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	client := natstest.Connect(t, s)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not come up")
-		}
-	}
+	waitInstances(t, client, 1)
 
 	resp, err := client.Request("field.sentiment.north", []byte("Rethink Con is great"), 20*time.Second)
 	if err != nil {

@@ -75,16 +75,7 @@ func startRelay(t *testing.T, link Exchanger, opts *Opts) *nats.Conn {
 			t.Errorf("run: %v", err)
 		}
 	})
-	// Wait until the service answers discovery.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := nc.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay service did not come up")
-		}
-	}
+	waitInstances(t, nc, 1)
 	return natstest.Connect(t, s)
 }
 
@@ -291,14 +282,7 @@ func TestShutdownFinishesQueued(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	client := natstest.Connect(t, s)
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay service did not come up")
-		}
-	}
+	waitInstances(t, client, 1)
 	answers := make(chan string, 2)
 	for i := 0; i < 2; i++ {
 		go func() {
@@ -356,14 +340,7 @@ func TestShutdownHandsOffToAnotherInstance(t *testing.T) {
 	cancelA, doneA, a := start(slow, 1)
 	client := natstest.Connect(t, s)
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := client.Request("$SRV.PING.nexfield-relay", nil, 200*time.Millisecond); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay A did not come up")
-		}
-	}
+	waitInstances(t, client, 1)
 	type answer struct {
 		via  int
 		code string
@@ -386,25 +363,7 @@ func TestShutdownHandsOffToAnotherInstance(t *testing.T) {
 	}
 	cancelB, doneB, _ := start(fast, 4)
 	defer func() { cancelB(); <-doneB }()
-	for {
-		inbox := client.NewRespInbox()
-		sub, _ := client.SubscribeSync(inbox)
-		client.PublishRequest("$SRV.PING.nexfield-relay", inbox, nil)
-		got := 0
-		for {
-			if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
-				break
-			}
-			got++
-		}
-		sub.Unsubscribe()
-		if got == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay B did not come up")
-		}
-	}
+	waitInstances(t, client, 2)
 	cancelA()
 	// A hands its queue over before its exchange on the air ends.
 	for a.queued() > 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -106,4 +107,31 @@ func (c *linkConfig) open(r radio.Radio, log *slog.Logger) (*chunking.Link, erro
 		EngineOpts: chunking.EngineOpts{LinkID: byte(c.linkID), MaxMessage: c.maxMessage, Store: store, Cipher: ciph, Turnaround: turnaround},
 		Logger:     log,
 	})
+}
+
+// station is a radio with the link on top, as the relay, the peer and send
+// use them.
+type station struct {
+	radio radio.Radio
+	link  *chunking.Link
+}
+
+// openStation brings up the radio, then the link over it.
+func openStation(ctx context.Context, rc *radioConfig, lc *linkConfig, name string, log *slog.Logger) (*station, error) {
+	r, err := rc.open(ctx, name, log.With("component", "radio"))
+	if err != nil {
+		return nil, err
+	}
+	l, err := lc.open(r, log.With("component", "link"))
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &station{radio: r, link: l}, nil
+}
+
+// Close stops the link, then the radio.
+func (s *station) Close() {
+	s.link.Close()
+	s.radio.Close()
 }

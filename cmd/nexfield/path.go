@@ -78,16 +78,12 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("relay: connect %s: %w", c.server, err)
 	}
 	defer nc.Close()
-	r, err := c.radio.open(ctx, "relay", log.With("component", "radio"))
+	st, err := openStation(ctx, c.radio, c.link, "relay", log)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	link, err := c.link.open(r, log.With("component", "link"))
-	if err != nil {
-		return err
-	}
-	defer link.Close()
+	defer st.Close()
+	link := st.link
 	rl, err := relay.New(nc, relay.OverLink(link), &relay.Opts{
 		Name: c.name, Version: semver(), Subject: c.subject, Address: uint8(c.link.address), Peers: peers,
 		DefaultPeer: c.defaultPeer, QueueDepth: c.queue, Timeout: c.timeout, MaxMessage: c.maxMessage,
@@ -102,7 +98,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	// fit the agent's SIGTERM-to-SIGKILL grace (5 s).
 	fctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
 	defer cancel()
-	if ferr := linger(fctx, link, lingerQuiet(r, c.link.turnaround)); ferr != nil {
+	if ferr := linger(fctx, link, lingerQuiet(st.radio, c.link.turnaround)); ferr != nil {
 		log.Warn("link not flushed before exit", "err", ferr)
 	}
 	return err
@@ -309,16 +305,12 @@ func runSend(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.radio.open(ctx, "send", log.With("component", "radio"))
+	stn, err := openStation(ctx, c.radio, c.link, "send", log)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	l, err := c.link.open(r, log.With("component", "link"))
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	defer stn.Close()
+	r, l := stn.radio, stn.link
 	kind := exchange.KindSentiment
 	if c.raw {
 		kind = exchange.KindRaw

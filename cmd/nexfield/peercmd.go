@@ -139,16 +139,12 @@ func (p *peerRun) status() string {
 
 func (p *peerRun) serveOnce(ctx context.Context) error {
 	c, h, log := p.cfg, p.h, p.log
-	r, err := c.radio.open(ctx, "peer", log.With("component", "radio"))
+	st, err := openStation(ctx, c.radio, c.link, "peer", log)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	l, err := c.link.open(r, log.With("component", "link"))
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	defer st.Close()
+	r, l := st.radio, st.link
 	p.mu.Lock()
 	p.link = l
 	p.mu.Unlock()
