@@ -74,3 +74,22 @@ var (
 	// the time its physics allows.
 	ErrTimeout = errors.New("radio: device timeout")
 )
+
+// NextFrame is the Receive of a driver that queues received frames on rx:
+// a frame already queued wins over a cancelled ctx or a closed radio (done),
+// so nothing heard is lost to a race between them.
+func NextFrame(ctx context.Context, rx <-chan Frame, done <-chan struct{}) (Frame, error) {
+	select {
+	case f := <-rx:
+		return f, nil
+	default:
+	}
+	select {
+	case f := <-rx:
+		return f, nil
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	case <-done:
+		return Frame{}, ErrClosed
+	}
+}

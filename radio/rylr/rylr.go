@@ -673,19 +673,7 @@ func (d *Dev) Send(ctx context.Context, payload []byte) error {
 
 // Receive returns the next frame the module heard.
 func (d *Dev) Receive(ctx context.Context) (radio.Frame, error) {
-	select {
-	case f := <-d.rx:
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-d.rx:
-		return f, nil
-	case <-ctx.Done():
-		return radio.Frame{}, ctx.Err()
-	case <-d.done:
-		return radio.Frame{}, radio.ErrClosed
-	}
+	return radio.NextFrame(ctx, d.rx, d.done)
 }
 
 // MTU is the largest payload Send accepts: 240 bytes (180 with base64),

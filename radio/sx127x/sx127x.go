@@ -475,19 +475,7 @@ func (d *Dev) txTimeout(toa time.Duration) error {
 
 // Receive returns the next frame received with a valid CRC.
 func (d *Dev) Receive(ctx context.Context) (radio.Frame, error) {
-	select {
-	case f := <-d.rx:
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-d.rx:
-		return f, nil
-	case <-ctx.Done():
-		return radio.Frame{}, ctx.Err()
-	case <-d.done:
-		return radio.Frame{}, radio.ErrClosed
-	}
+	return radio.NextFrame(ctx, d.rx, d.done)
 }
 
 // irqLoop waits for DIO0 and services the chip's IRQ flags.
