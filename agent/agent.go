@@ -62,7 +62,7 @@ type Opts struct {
 	// Nexus is the nexus name the node was started with. Zero: "nexus".
 	Nexus string
 	// Type is the register type (auction "agent_type"). It must not be a
-	// prefix of another agent type on the same node (protocol notes §12).
+	// prefix of another agent type on the same node (docs/nex-protocol.md §12).
 	// Zero: "nexfield".
 	Type string
 	// Name is the agent name and micro service name ([A-Za-z0-9_-]).

@@ -4,6 +4,6 @@
 // requests against its JSON Schema, runs workloads through the workload
 // supervisor, publishes their logs and events on the namespace subjects, and
 // registers again when the node restarts or forgets it, without stopping the
-// workloads. The wire protocol is described in the protocol notes and
+// workloads. The wire protocol is described in docs/nex-protocol.md and
 // implemented with the types of package nexapi.
 package agent

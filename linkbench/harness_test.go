@@ -124,7 +124,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestPHYLimit(t *testing.T) {
-	// 255 B / 399.616 ms = 638.1 B/s at SF7/BW125 (radio.md §1.2).
+	// 255 B / 399.616 ms = 638.1 B/s at SF7/BW125 (docs/radio-notes.md §1.2).
 	if got := PHYLimit(lora.Params{PreambleSymbols: 16}); got < 638 || got > 638.2 {
 		t.Errorf("got %.2f B/s", got)
 	}

@@ -29,7 +29,7 @@ import (
 // With Compound set (name "schc-compound") the receiver answers an All-1 or
 // ACK REQ with one compound ACK (RFC 9441) listing the bitmaps of every
 // window with missing tiles (6-bit window numbers), so every gap is
-// repaired in one round: the idealised SCHC of radio.md's model.
+// repaired in one round: the idealised SCHC of the model in docs/radio-notes.md.
 type SCHC struct {
 	Compound bool
 }

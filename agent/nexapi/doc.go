@@ -6,7 +6,7 @@
 // "required" key is missing, even when its value may be empty. Every required
 // key therefore has no omitempty here; only keys the schemas mark optional and
 // the node omits on the wire carry omitempty. JSON names follow the schemas in
-// the protocol notes; where schema and Go structs of the node disagree, the
+// docs/nex-protocol.md; where schema and Go structs of the node disagree, the
 // structs won (for example AgentSummary.SupportedLifecycles is a comma-joined
 // string, and the register request's "capabilities" key does not exist).
 package nexapi

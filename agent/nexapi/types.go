@@ -32,7 +32,7 @@ const (
 	WorkloadError    = "error"
 )
 
-// Wire error codes and texts of the agent side (protocol notes §1.5, §4.2).
+// Wire error codes and texts of the agent side (docs/nex-protocol.md §1.5, §4.2).
 const (
 	// AgentErrorCode is the only Nats-Service-Error-Code agents use.
 	AgentErrorCode = "100"

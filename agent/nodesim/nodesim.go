@@ -360,7 +360,7 @@ func (n *Node) handleRegister(req micro.Request) {
 }
 
 // existingState selects stored deploys whose key starts with the register
-// type: a plain prefix match, as the real node does (protocol notes §12).
+// type: a plain prefix match, as the real node does (docs/nex-protocol.md §12).
 func (n *Node) existingState(ctx context.Context, kv jetstream.KeyValue, registerType string) map[string]nexapi.AgentStartWorkloadRequest {
 	out := map[string]nexapi.AgentStartWorkloadRequest{}
 	keys, err := kv.ListKeys(ctx)

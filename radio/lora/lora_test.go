@@ -9,7 +9,7 @@ import (
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// TestTimeOnAirTable checks every cell of the worked table (radio.md §1.2:
+// TestTimeOnAirTable checks every cell of the worked table (docs/radio-notes.md §1.2:
 // CR 4/5, explicit header, CRC on, 8-symbol preamble, LDRO auto), rounded
 // to 0.1 ms as published.
 func TestTimeOnAirTable(t *testing.T) {

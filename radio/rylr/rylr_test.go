@@ -130,7 +130,7 @@ func TestMTUFollowsDwellLimit(t *testing.T) {
 		o    rylr.Opts
 		mtu  int
 	}{
-		// radio.md §3.1: 240 B at SF7/125, 126 B at SF8/125, 54 B at SF9/125
+		// docs/radio-notes.md §3.1: 240 B at SF7/125, 126 B at SF8/125, 54 B at SF9/125
 		// with the 12-symbol preamble and the 8 hidden bytes.
 		{"SF9/125 factory", rylr.Opts{}, 54},
 		{"SF8/125", rylr.Opts{Params: lora.Params{SpreadingFactor: 8}}, 126},

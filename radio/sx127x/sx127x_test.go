@@ -66,7 +66,7 @@ func TestFrf(t *testing.T) {
 		hz   int
 		want uint32
 	}{
-		{915_000_000, 0xE4C000}, // radio.md §3.3
+		{915_000_000, 0xE4C000}, // docs/radio-notes.md §3.3
 		{868_100_000, 0xD90666},
 		{902_300_000, 0xE19333},
 	} {
@@ -193,7 +193,7 @@ func TestSendWaitsForTxDone(t *testing.T) {
 
 func TestDwellAndDutyCycle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// SF10/125: 24 bytes fit in 400 ms (radio.md §1.2).
+		// SF10/125: 24 bytes fit in 400 ms (docs/radio-notes.md §1.2).
 		_, d, _ := setup(t, nil, &sx127x.Opts{Params: lora.Params{SpreadingFactor: 10}})
 		if d.MTU() != 24 {
 			t.Fatalf("MTU %d, want 24", d.MTU())
