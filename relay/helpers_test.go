@@ -14,14 +14,18 @@ import (
 var testPSK = []byte("0123456789abcdef0123456789abcdef")
 
 // airLink puts a radio named name on air and a link at addr over it; both
-// close when the test ends.
-func airLink(tb testing.TB, air *sim.Air, name string, addr chunking.Addr) *chunking.Link {
+// close when the test ends. opts may be nil.
+func airLink(tb testing.TB, air *sim.Air, name string, addr chunking.Addr, opts ...*chunking.Opts) *chunking.Link {
 	tb.Helper()
 	r, err := air.NewRadio(&sim.RadioOpts{Name: name})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l, err := chunking.New(r, addr, testPSK, nil)
+	var o *chunking.Opts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	l, err := chunking.New(r, addr, testPSK, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
