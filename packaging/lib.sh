@@ -33,3 +33,20 @@ check() { # check DESCRIPTION COMMAND...
 deb_for() {
 	ls -t "$root"/dist/nexfield_*_"$1".deb 2>/dev/null | head -1
 }
+
+# boot_probe NAME TIMEOUT boots the root filesystem $r under systemd-nspawn
+# (console in $work/console.log) until its probe unit powers it off, shows
+# what the probe wrote to $r/root/results and fails if it wrote nothing.
+boot_probe() {
+	local name="$1" limit="$2" t
+	t=$(date +%s)
+	timeout "$limit" systemd-nspawn -q --register=no --keep-unit -D "$r" -b --console=pipe \
+		>"$work/console.log" 2>&1 || true
+	if [ ! -s "$r/root/results" ]; then
+		echo "$name: the probe recorded nothing; console:" >&2
+		tail -40 "$work/console.log" >&2
+		exit 1
+	fi
+	sed 's/^/  | /' "$r/root/results"
+	echo "  (boot and probe: $(( $(date +%s) - t )) s)"
+}

@@ -4,26 +4,13 @@
 # Used by test-deb.sh, test-system.sh and test-image.sh. Installs debootstrap
 # when missing. MIRROR overrides the Debian mirror.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 tarball="$root/.cache/rootfs-bookworm-amd64.tar"
 if [ -s "$tarball" ]; then
 	echo "$tarball"
 	exit 0
 fi
-need() {
-	local missing=()
-	for pair in "$@"; do
-		command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
-	done
-	if [ ${#missing[@]} -gt 0 ]; then
-		echo "installing ${missing[*]}" >&2
-		if [ ! -f /var/lib/apt/lists/.nexfield-updated ]; then
-			apt-get update -qq >&2 && touch /var/lib/apt/lists/.nexfield-updated
-		fi
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-	fi
-}
 need debootstrap:debootstrap
 mkdir -p "$root/.cache"
 dir="$(mktemp -d /tmp/nexfield-rootfs.XXXXXX)"

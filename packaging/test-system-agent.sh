@@ -100,16 +100,7 @@ chroot "$r" systemctl enable nexfield-probe.service >/dev/null 2>&1
 chroot "$r" systemctl mask systemd-networkd-wait-online.service >/dev/null 2>&1 || true
 
 echo "boot: nexfield-agent.service against the demo's NATS and Nex node stand-in"
-t=$(date +%s)
-timeout "${BOOT_TIMEOUT:-300}" systemd-nspawn -q --register=no --keep-unit -D "$r" -b --console=pipe \
-	>"$work/console.log" 2>&1 || true
-if [ ! -s "$r/root/results" ]; then
-	echo "test-system-agent: the probe recorded nothing; console:" >&2
-	tail -40 "$work/console.log" >&2
-	exit 1
-fi
-sed 's/^/  | /' "$r/root/results"
-echo "  (boot and probe: $(( $(date +%s) - t )) s)"
+boot_probe test-system-agent "${BOOT_TIMEOUT:-300}"
 has() { grep -q "$1" "$r/root/results"; }
 check "active/running through Type=notify" has "^active=active/running type=notify"
 check "status line: registered with the node" has "^status=registered as .* with node "
