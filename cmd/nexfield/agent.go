@@ -18,10 +18,11 @@ import (
 // agentConfig is what the agent's flags fill in.
 type agentConfig struct {
 	server, creds, nexus, typ, name, description string
-	stateDir, secrets, logFormat, logLevel       string
+	stateDir, secrets                            string
 	heartbeat, nodeSilence, stopGrace            time.Duration
 	adoptUnknown                                 bool
 	tags                                         tagsFlag
+	log                                          *logFlags
 }
 
 // agentFlags defines the flags of "nexfield agent" (also used by config check).
@@ -43,8 +44,7 @@ func agentFlags() (*flag.FlagSet, *agentConfig) {
 	fs.DurationVar(&c.stopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL delay when stopping a workload")
 	fs.BoolVar(&c.adoptUnknown, "adopt-unknown", false, "start workloads from the node's stored state that this agent has no record of (one agent per type only)")
 	fs.StringVar(&c.secrets, "secrets", "", "secret store file resolving secret://KEY values")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.log = addLogFlags(fs)
 	return fs, c
 }
 
@@ -57,7 +57,7 @@ func runAgent(ctx context.Context, e env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("agent: unexpected arguments %q", fs.Args())}
 	}
-	log, err := newLogger(e.stderr, c.logFormat, c.logLevel)
+	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err
 	}
@@ -97,6 +97,18 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		return nil
 	})
 }
+
+// logFlags are --log-format and --log-level of the daemons.
+type logFlags struct{ format, level string }
+
+func addLogFlags(fs *flag.FlagSet) *logFlags {
+	l := &logFlags{}
+	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn, error")
+	return l
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) { return newLogger(w, l.format, l.level) }
 
 // newLogger builds the process logger from --log-format and --log-level.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

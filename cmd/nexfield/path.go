@@ -28,7 +28,7 @@ type relayConfig struct {
 	server, creds, name, subject, peers, defaultPeer string
 	queue, maxMessage                                int
 	timeout                                          time.Duration
-	logFormat, logLevel                              string
+	log                                              *logFlags
 	radio                                            *radioConfig
 	link                                             *linkConfig
 }
@@ -47,8 +47,7 @@ func relayFlags() (*flag.FlagSet, *relayConfig) {
 	fs.IntVar(&c.queue, "queue", 16, "requests that may wait for the radio before callers get 503 busy")
 	fs.IntVar(&c.maxMessage, "max-message", 64<<10, "largest request in bytes")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "time limit of one request, queueing included")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.log = addLogFlags(fs)
 	c.radio = addRadioFlags(fs)
 	c.link = addLinkFlags(fs, 1)
 	return fs, c
@@ -61,7 +60,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		EnvAliases: map[string][]string{"server": {"NATS_URL", "NEX_WORKLOAD_NATS_SERVERS"}}}); err != nil {
 		return err
 	}
-	log, err := newLogger(e.stderr, c.logFormat, c.logLevel)
+	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err
 	}

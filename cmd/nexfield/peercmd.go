@@ -16,11 +16,11 @@ import (
 
 // peerConfig is what "nexfield peer" reads.
 type peerConfig struct {
-	model               string
-	echo                bool
-	logFormat, logLevel string
-	radio               *radioConfig
-	link                *linkConfig
+	model string
+	echo  bool
+	log   *logFlags
+	radio *radioConfig
+	link  *linkConfig
 }
 
 func peerFlags() (*flag.FlagSet, *peerConfig) {
@@ -29,8 +29,7 @@ func peerFlags() (*flag.FlagSet, *peerConfig) {
 	fs.String("config", cliconf.DefaultConfigPath, "YAML configuration file (section \"peer:\")")
 	fs.StringVar(&c.model, "model", "", "sentiment model file (default: the embedded model)")
 	fs.BoolVar(&c.echo, "echo", false, "answer raw messages with their own bytes (a link test)")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.log = addLogFlags(fs)
 	c.radio = addRadioFlags(fs)
 	c.link = addLinkFlags(fs, 2)
 	return fs, c
@@ -45,7 +44,7 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "peer"}); err != nil {
 		return err
 	}
-	log, err := newLogger(e.stderr, c.logFormat, c.logLevel)
+	log, err := c.log.logger(e.stderr)
 	if err != nil {
 		return err
 	}
