@@ -122,6 +122,7 @@ func (s *Supervisor) trigger(w *wl, fn *function, m *nats.Msg) {
 	defer cancel()
 	if _, err := os.Stat(path); err != nil {
 		if err := s.fetch(ctx, w); err != nil {
+			s.countTrigger(w, 0, true)
 			s.reply(fn, m, spec, nil, err.Error())
 			return
 		}
@@ -155,8 +156,23 @@ func (s *Supervisor) trigger(w *wl, fn *function, m *nats.Msg) {
 			msg += ": " + string(last)
 		}
 	}
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
+	s.countTrigger(w, cpu, msg != "")
 	s.log.Debug("function run", "workload_id", spec.ID, "subject", m.Subject, "err", msg)
 	s.reply(fn, m, spec, out.Bytes(), msg)
+}
+
+func (s *Supervisor) countTrigger(w *wl, cpu time.Duration, failed bool) {
+	s.setState(w, func(st *Status) {
+		st.Triggers++
+		st.TriggerCPU += cpu
+		if failed {
+			st.TriggerErrors++
+		}
+	})
 }
 
 func (s *Supervisor) reply(fn *function, m *nats.Msg, spec Spec, body []byte, errMsg string) {

@@ -34,3 +34,6 @@ func signalGroup(pid int, sig syscall.Signal) error {
 }
 
 func anyPending(fs []*os.File) bool { return false }
+
+// GroupsUsage needs /proc.
+func GroupsUsage(pgids ...int) (map[int]Usage, error) { return nil, errPlatform }

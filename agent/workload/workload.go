@@ -172,6 +172,12 @@ type Status struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	ExitCode  int       `json:"exit_code"` // last exit; -1 unknown; 128+n killed by signal n
 	Err       string    `json:"err,omitempty"`
+
+	// A function's runs since this supervisor started, the failed ones
+	// among them, and their user+system time. Not recorded on disk: a busy
+	// function must not cost an SD-card write per run.
+	Triggers, TriggerErrors int64         `json:"-"`
+	TriggerCPU              time.Duration `json:"-"`
 }
 
 // Events receives workload output and lifecycle events. Calls must not
