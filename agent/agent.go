@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -48,6 +49,9 @@ const (
 	// the agent registers again; the node itself calls an agent offline
 	// after 30 s.
 	DefaultNodeSilence = 30 * time.Second
+	// DefaultMetricsInterval: often enough for a dashboard, rare enough to
+	// cost nothing on a Pi Zero and on a metered uplink.
+	DefaultMetricsInterval = 15 * time.Second
 )
 
 // Opts configures an Agent. The zero value registers as type "nexfield"
@@ -97,6 +101,16 @@ type Opts struct {
 	// several agents of one type this would duplicate workloads; it is meant
 	// for a single agent per type whose state dir was lost. Zero: off.
 	AdoptUnknown bool
+	// MetricsInterval is how often each running workload's resource use is
+	// published on $NEX.FEED.<namespace>.metrics.<workloadId>. Zero: 15s;
+	// negative: never.
+	MetricsInterval time.Duration
+	// IngressHost, when set, is the address at which this machine's
+	// workloads are reachable: on start, a workload's first expose_ports
+	// entry is announced as "<IngressHost>:<port>" on
+	// $NEX.FEED.<agentId>.events.INGRESS, and withdrawn on stop (as the
+	// native nexlet does for an ingress proxy). Zero: no announcements.
+	IngressHost string
 	// SecretsFile is the local secret store for secret:// values. Zero: none.
 	SecretsFile string
 	// StopGrace is the SIGTERM → SIGKILL delay. Zero: the runtime's 5s.
@@ -109,6 +123,7 @@ type Opts struct {
 
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	hostRE   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
 )
 
@@ -185,6 +200,9 @@ func New(opts *Opts) (*Agent, error) {
 	if o.NodeSilence <= 0 {
 		o.NodeSilence = DefaultNodeSilence
 	}
+	if o.MetricsInterval == 0 {
+		o.MetricsInterval = DefaultMetricsInterval
+	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = time.Second
 	}
@@ -202,6 +220,8 @@ func New(opts *Opts) (*Agent, error) {
 		return nil, fmt.Errorf("%w: type %q must be one subject token without '_'", ErrInvalidOpts, o.Type)
 	case !nameRE.MatchString(o.Name):
 		return nil, fmt.Errorf("%w: name %q must match [A-Za-z0-9_-]+", ErrInvalidOpts, o.Name)
+	case o.IngressHost != "" && net.ParseIP(o.IngressHost) == nil && !hostRE.MatchString(o.IngressHost):
+		return nil, fmt.Errorf("%w: ingress host %q is neither an IP address nor a host name", ErrInvalidOpts, o.IngressHost)
 	}
 	log := o.Logger
 	if log == nil {
@@ -348,6 +368,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for _, st := range restored {
 		a.log.Info("workload restored", "workload_id", st.Spec.ID, "state", string(st.State), "pid", st.PID)
+	}
+	if a.opts.MetricsInterval > 0 {
+		a.handlers.Add(1)
+		go func() {
+			defer a.handlers.Done()
+			a.publishMetrics(ctx)
+		}()
 	}
 	defer func() {
 		a.handlers.Wait()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,9 +28,10 @@ const (
 	stopReplyAfter = 1500 * time.Millisecond
 )
 
-// addService registers the seven agent endpoints as one micro service with
-// queue group = agent id, so each agent of a node gets its own copy of the
-// shared subjects (STOPWORKLOAD.*, QUERYWORKLOADS, PING, SETLAMEDUCK).
+// addService registers the seven agent endpoints, and the optional workload
+// discovery one, as one micro service with queue group = agent id, so each
+// agent of a node gets its own copy of the shared subjects (STOPWORKLOAD.*,
+// QUERYWORKLOADS, PING, SETLAMEDUCK, and PINGWORKLOAD.* across the nexus).
 func (a *Agent) addService(s *session) error {
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        a.opts.Name,
@@ -52,6 +54,7 @@ func (a *Agent) addService(s *session) error {
 		{"PingAgent", nexapi.PingAgentSubject(s.nodeID, s.agentID), a.handlePing},
 		{"PingAllAgents", nexapi.PingAllAgentsSubject(s.nodeID), a.handlePing},
 		{"SetLameduck", nexapi.SetLameduckSubject(s.nodeID), a.handleLameduck},
+		{"WorkloadDiscovery", nexapi.PingWorkloadSubject(a.opts.Nexus, "*"), a.handleDiscover},
 	}
 	for _, ep := range eps {
 		h := ep.h
@@ -114,6 +117,7 @@ func (a *Agent) handleStart(s *session, r micro.Request) {
 		}
 		a.log.Info("workload started", "workload_id", id, "name", spec.Name, "lifecycle", string(spec.Lifecycle), "pid", st.PID)
 		a.publishReply(s, reply, resp, "")
+		a.announceIngress(s, st.Spec, true)
 	}()
 }
 
@@ -178,6 +182,7 @@ func (a *Agent) handleStop(s *session, r micro.Request) {
 	case <-t.C():
 	}
 	a.dismiss(id)
+	a.announceIngress(s, st.Spec, false)
 	a.log.Info("workload stopped", "workload_id", id)
 	a.respond(r, nexapi.StopWorkloadResponse{ID: id, Stopped: true, WorkloadType: a.opts.Type})
 }
@@ -329,6 +334,49 @@ func wireState(s workload.State) string {
 		return nexapi.WorkloadError
 	}
 	return nexapi.WorkloadError
+}
+
+// handleDiscover answers "who runs this workload?" across the nexus (an
+// ingress proxy asks): the node id from the agent that runs it, silence
+// from every other.
+func (a *Agent) handleDiscover(s *session, r micro.Request) {
+	st, ok := a.lookup(nexapi.LastToken(r.Subject()))
+	if !ok || !active(st) {
+		return
+	}
+	a.respond(r, nexapi.WorkloadDiscoveryResponse{NodeID: s.nodeID})
+}
+
+// announceIngress tells an ingress proxy about a workload's first exposed
+// port (the native nexlet announces only the first, too).
+func (a *Agent) announceIngress(s *session, spec workload.Spec, add bool) {
+	if a.opts.IngressHost == "" {
+		return
+	}
+	msg := nexapi.AgentIngressMsg{WorkloadID: spec.ID, Command: nexapi.IngressRemove}
+	if add {
+		port, ok := exposedPort(spec)
+		if !ok {
+			return
+		}
+		msg.Command, msg.Upstream = nexapi.IngressAdd, net.JoinHostPort(a.opts.IngressHost, strconv.Itoa(port))
+	} else if _, ok := exposedPort(spec); !ok {
+		return
+	}
+	b, _ := json.Marshal(msg)
+	if err := s.nc.Publish(nexapi.EventSubject(s.agentID, nexapi.EventIngress), b); err != nil {
+		a.log.Debug("ingress publish", "workload_id", spec.ID, "err", err)
+	}
+}
+
+// exposedPort is the first expose_ports entry of the stored start request.
+func exposedPort(spec workload.Spec) (int, bool) {
+	var in nexapi.AgentStartWorkloadRequest
+	var run StartRequest
+	if json.Unmarshal(spec.Request, &in) != nil || json.Unmarshal([]byte(in.Request.RunRequest), &run) != nil || len(run.ExposePorts) == 0 {
+		return 0, false
+	}
+	return run.ExposePorts[0], true
 }
 
 func (a *Agent) handlePing(s *session, r micro.Request) {

@@ -74,7 +74,8 @@ func TestRegister(t *testing.T) {
 		t.Errorf("heartbeat data %q (%v)", hb.Data, err)
 	}
 
-	// Micro discovery: seven endpoints, queue group = agent id.
+	// Micro discovery: the seven agent endpoints and the optional workload
+	// discovery, queue group = agent id.
 	m, err = r.nc.Request("$SRV.INFO.pi-test", nil, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -84,13 +85,14 @@ func TestRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"StartWorkload":  nexapi.StartWorkloadSubject(r.node.ID(), a.ID, "*"),
-		"StopWorkload":   nexapi.StopWorkloadSubject(r.node.ID(), "*"),
-		"GetWorkload":    nexapi.GetWorkloadSubject(r.node.ID(), "*"),
-		"QueryWorkloads": nexapi.QueryWorkloadsSubject(r.node.ID()),
-		"PingAgent":      nexapi.PingAgentSubject(r.node.ID(), a.ID),
-		"PingAllAgents":  nexapi.PingAllAgentsSubject(r.node.ID()),
-		"SetLameduck":    nexapi.SetLameduckSubject(r.node.ID()),
+		"StartWorkload":     nexapi.StartWorkloadSubject(r.node.ID(), a.ID, "*"),
+		"StopWorkload":      nexapi.StopWorkloadSubject(r.node.ID(), "*"),
+		"GetWorkload":       nexapi.GetWorkloadSubject(r.node.ID(), "*"),
+		"QueryWorkloads":    nexapi.QueryWorkloadsSubject(r.node.ID()),
+		"PingAgent":         nexapi.PingAgentSubject(r.node.ID(), a.ID),
+		"PingAllAgents":     nexapi.PingAllAgentsSubject(r.node.ID()),
+		"SetLameduck":       nexapi.SetLameduckSubject(r.node.ID()),
+		"WorkloadDiscovery": nexapi.PingWorkloadSubject(agent.DefaultNexus, "*"),
 	}
 	if len(info.Endpoints) != len(want) {
 		t.Errorf("got %d endpoints, want %d", len(info.Endpoints), len(want))

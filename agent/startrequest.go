@@ -43,8 +43,8 @@ const StartRequestSchema = `{
     "description": {"type": "string", "description": "A description of the workload"},
     "expose_ports": {
       "type": "array",
-      "items": {"type": "integer"},
-      "description": "Accepted for compatibility with the native nexlet; not used"
+      "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+      "description": "Ports the workload listens on; with the agent's --ingress-host the first is announced to an ingress proxy"
     },
     "digest": {
       "type": "string",

@@ -57,6 +57,12 @@ func PingAllAgentsSubject(nodeID string) string { return "$NEX.SVC." + nodeID + 
 // SetLameduckSubject puts every agent of the node in lameduck.
 func SetLameduckSubject(nodeID string) string { return "$NEX.SVC." + nodeID + ".agent.SETLAMEDUCK" }
 
+// PingWorkloadSubject is PINGWORKLOAD, keyed by nexus: every agent of every
+// node that runs the workload answers (use "*" for the endpoint).
+func PingWorkloadSubject(nexus, workloadID string) string {
+	return "$NEX.SVC." + nexus + ".agent.PINGWORKLOAD." + workloadID
+}
+
 // LogSubject is where a workload's stdout or stderr goes.
 func LogSubject(ns, workloadID, stream string) string {
 	return "$NEX.FEED." + ns + ".logs." + workloadID + "." + stream

@@ -311,7 +311,24 @@ const (
 	EventAgentLameduckSet = "AGENTLAMEDUCKSET"
 	EventWorkloadStarted  = "WORKLOADSTARTED"
 	EventWorkloadStopped  = "WORKLOADSTOPPED"
+	// EventIngress goes out on the agent's own feed ($NEX.FEED.<agentId>),
+	// not a namespace's.
+	EventIngress = "INGRESS"
 )
+
+// Ingress commands of AgentIngressMsg.
+const (
+	IngressAdd    = "add"
+	IngressRemove = "remove"
+)
+
+// AgentIngressMsg tells an ingress proxy where a workload's first exposed
+// port is reachable (add) or that it is gone (remove, upstream empty).
+type AgentIngressMsg struct {
+	Command    string `json:"command"`
+	Upstream   string `json:"upstream"`
+	WorkloadID string `json:"workload_id"`
+}
 
 // WorkloadStartedEvent is published by the agent on the workload's namespace.
 type WorkloadStartedEvent struct {

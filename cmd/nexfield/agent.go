@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -18,8 +19,8 @@ import (
 // agentConfig is what the agent's flags fill in.
 type agentConfig struct {
 	server, creds, nexus, typ, name, description string
-	stateDir, secrets                            string
-	heartbeat, nodeSilence, stopGrace            time.Duration
+	stateDir, secrets, ingressHost               string
+	heartbeat, nodeSilence, stopGrace, metrics   time.Duration
 	adoptUnknown                                 bool
 	tags                                         tagsFlag
 	log                                          *logFlags
@@ -44,6 +45,8 @@ func agentFlags() (*flag.FlagSet, *agentConfig) {
 	fs.DurationVar(&c.stopGrace, "stop-grace", 5*time.Second, "SIGTERM to SIGKILL delay when stopping a workload")
 	fs.BoolVar(&c.adoptUnknown, "adopt-unknown", false, "start workloads from the node's stored state that this agent has no record of (one agent per type only)")
 	fs.StringVar(&c.secrets, "secrets", "", "secret store file resolving secret://KEY values")
+	fs.DurationVar(&c.metrics, "metrics-interval", agent.DefaultMetricsInterval, "publish each workload's CPU and memory use this often on $NEX.FEED.<ns>.metrics.<id> (0: never)")
+	fs.StringVar(&c.ingressHost, "ingress-host", "", "address where this machine's workloads are reachable; announces each workload's first expose_ports entry to an ingress proxy")
 	c.log = addLogFlags(fs)
 	return fs, c
 }
@@ -82,7 +85,10 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		SecretsFile:  c.secrets,
 		AdoptUnknown: c.adoptUnknown,
 		StopGrace:    c.stopGrace,
-		Logger:       log.With("component", "agent"),
+		// The flag's 0 means off; the option's zero means the default.
+		MetricsInterval: cmp.Or(c.metrics, -1),
+		IngressHost:     c.ingressHost,
+		Logger:          log.With("component", "agent"),
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: workload echo|exit|serve|upper|env|crash ...")
+		fmt.Fprintln(os.Stderr, "usage: workload echo|exit|serve|upper|env|crash|spin|family ...")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -53,6 +54,32 @@ func main() {
 		}
 	case "crash":
 		os.Exit(1)
+	case "spin": // burn CPU until SIGTERM
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		for n := 0; ; n++ {
+			select {
+			case <-sig:
+				return
+			default:
+			}
+			for i := 0; i < 1e6; i++ {
+				n ^= i
+			}
+		}
+	case "family": // start N children that serve, then serve; all in one group
+		n, _ := strconv.Atoi(os.Args[2])
+		for range n {
+			c := exec.Command(os.Args[0], "serve")
+			if err := c.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(3)
+			}
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		fmt.Println("family of", n+1)
+		<-sig
 	default:
 		os.Exit(2)
 	}
