@@ -139,10 +139,31 @@ func TestBusyAndTiming(t *testing.T) {
 	if got := c.do("AT+SEND=0,1,x\r\n"); got != "+ERR=17" {
 		t.Fatalf("second send while transmitting: %q, want +ERR=17", got)
 	}
+	// The module is busy for the whole airtime and free soon after. Polling
+	// instead of sleeping a fixed margin keeps this exact on a slow
+	// (emulated) machine: the transmission began only after the command's
+	// last byte arrived, so "free" may come later than start+toa, never
+	// earlier.
 	toa := lora.Params{SpreadingFactor: 9, BandwidthHz: 125000, CodingRate: 1, PreambleSymbols: 12}.TimeOnAir(58)
-	time.Sleep(toa - time.Since(start) + 20*time.Millisecond)
-	if got := c.do("AT+SEND=0,1,x\r\n"); got != "+OK" {
-		t.Fatalf("send after the airtime: %q", got)
+	for {
+		got := c.do("AT+SEND=0,1,x\r\n")
+		el := time.Since(start)
+		if got == "+OK" {
+			if el < toa {
+				t.Errorf("free after %v, before the %v airtime ended", el, toa)
+			}
+			if el > toa+time.Second {
+				t.Errorf("busy for %v after a %v transmission", el, toa)
+			}
+			break
+		}
+		if got != "+ERR=17" {
+			t.Fatalf("send while waiting for the airtime to end: %q", got)
+		}
+		if el > toa+5*time.Second {
+			t.Fatalf("still busy after %v", el)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
