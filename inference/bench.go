@@ -18,18 +18,19 @@ type BenchOpts struct {
 	Rounds int
 }
 
-// Accuracy is binary accuracy on the held-out fold, overall and per source.
+// Accuracy is binary accuracy on the held-out UCI sentences, overall and
+// per source.
 type Accuracy struct {
 	All      float64
 	BySource map[string]float64
 	// Neutral is the share the method labels neutral in 3-way mode (every
-	// sentence is polar, so this is a cost, not a skill).
+	// UCI sentence is polar, so this is a cost, not a skill).
 	Neutral float64
 }
 
 // BenchReport is what `nexfield bench inference` prints.
 type BenchReport struct {
-	HeldOut             int
+	HeldOut             int // UCI sentences of fold 0
 	Model, AFINN, VADER Accuracy
 	P50, P99            time.Duration // Classify via onnx-go, incl. featurisation
 	GoP50, GoP99        time.Duration // Classify via the plain-Go scorer
@@ -38,7 +39,13 @@ type BenchReport struct {
 	Featurize           time.Duration // median featurisation
 	ModelBytes, Dim     int
 	LoadTime            time.Duration
-	MaxDiff             float64 // max |onnx-go - plain Go| over the held-out scores
+	MaxDiff             float64 // max |onnx-go - plain Go| over all held-out scores
+
+	// Rated is the number of held-out rated sentences (VADER ground truth,
+	// fold 0); the ThreeWay maps hold each method's 3-way result on them by
+	// source and overall (key "all").
+	Rated                                       int
+	ModelThreeWay, VADERThreeWay, AFINNThreeWay map[string]ThreeWay
 }
 
 // Bench measures the classifier on the held-out fold, next to the AFINN and
@@ -61,13 +68,21 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		return nil, err
 	}
 	defer g.Close()
-	var held []Example
-	for _, e := range Examples() {
-		if e.Fold == HeldOutFold {
+	ex, err := Examples()
+	if err != nil {
+		return nil, err
+	}
+	var held, rated []Example
+	for _, e := range ex {
+		switch {
+		case e.Fold != HeldOutFold:
+		case e.Corpus == CorpusUCI:
 			held = append(held, e)
+		default:
+			rated = append(rated, e)
 		}
 	}
-	rep := &BenchReport{HeldOut: len(held), ModelBytes: c.ModelSize(), Dim: c.m.dim, LoadTime: c.LoadTime()}
+	rep := &BenchReport{HeldOut: len(held), Rated: len(rated), ModelBytes: c.ModelSize(), Dim: c.m.dim, LoadTime: c.LoadTime()}
 	af := afinn{lex: parseLexicon(afinnTSV)}
 	vd := newVader(parseLexicon(vaderTSV))
 	type tally struct{ ok, n, neutral map[string]int }
@@ -113,6 +128,51 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		return a
 	}
 	rep.Model, rep.AFINN, rep.VADER = acc(tm), acc(ta), acc(tv)
+
+	// 3-way on rated sentences. VADER's standard thresholds: compound
+	// >= 0.05 positive, <= -0.05 negative; AFINN: the sign of the score.
+	cm, ca, cv := map[string]*confusion{}, map[string]*confusion{}, map[string]*confusion{}
+	add := func(cs map[string]*confusion, e Example, pred int) {
+		for _, k := range []string{e.Source, "all"} {
+			if cs[k] == nil {
+				cs[k] = &confusion{}
+			}
+			cs[k][col(e.Label)][pred]++
+		}
+	}
+	sign := func(v, eps float64) int {
+		switch {
+		case v >= eps:
+			return 2
+		case v <= -eps:
+			return 0
+		}
+		return 1
+	}
+	for _, e := range rated {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := c.scores(ctx, e.Text)
+		if err != nil {
+			return nil, err
+		}
+		q := c.m.scoreGo(c.m.feat.featurize(e.Text))
+		for j := range p {
+			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
+		}
+		add(cm, e, argmax(p))
+		add(ca, e, sign(af.score(e.Text), 1))
+		add(cv, e, sign(vd.compound(e.Text), 0.05))
+	}
+	summ := func(cs map[string]*confusion) map[string]ThreeWay {
+		out := map[string]ThreeWay{}
+		for k, c := range cs {
+			out[k] = c.summary()
+		}
+		return out
+	}
+	rep.ModelThreeWay, rep.AFINNThreeWay, rep.VADERThreeWay = summ(cm), summ(ca), summ(cv)
 
 	var lat, glat, fo, fg, ft []time.Duration
 	for range o.Rounds {
@@ -164,7 +224,7 @@ func pct(d []time.Duration, q float64) time.Duration {
 func (r *BenchReport) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
 	us := func(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3) }
-	fmt.Fprintf(&b, "held-out sentences (fold 0, never used in training): %d\n", r.HeldOut)
+	fmt.Fprintf(&b, "held-out UCI sentences (fold 0, never used in training): %d\n", r.HeldOut)
 	fmt.Fprintf(&b, "binary accuracy (positive vs negative)     all     amazon  imdb    yelp    3-way neutral share\n")
 	for _, row := range []struct {
 		name string
@@ -181,12 +241,30 @@ func (r *BenchReport) WriteTo(w io.Writer) (int64, error) {
 		}
 		fmt.Fprintf(&b, "  %.1f%%\n", 100*row.a.Neutral)
 	}
+	if r.Rated > 0 {
+		fmt.Fprintf(&b, "held-out rated sentences (VADER ground truth, fold 0): %d; positive rating >= %g, negative <= -%g, neutral |rating| < %g\n",
+			r.Rated, PolarRating, PolarRating, NeutralRating)
+		fmt.Fprintf(&b, "3-way (recall per true class)                        n     acc     macro   neg     neu     pos\n")
+		for _, row := range []struct {
+			name string
+			t    map[string]ThreeWay
+		}{{"model (onnx-go)", r.ModelThreeWay}, {"VADER (compound >=0.05 / <=-0.05)", r.VADERThreeWay}, {"AFINN-165 (sign of score)", r.AFINNThreeWay}} {
+			for _, k := range threeWayKeys(row.t) {
+				t := row.t[k]
+				name := ""
+				if k == "all" {
+					name = row.name
+				}
+				fmt.Fprintf(&b, "  %-40s %-9s %-5d %.4f  %.4f  %.4f  %.4f  %.4f\n", name, k, t.N, t.Accuracy, t.Macro, t.Recall[0], t.Recall[1], t.Recall[2])
+			}
+		}
+	}
 	fmt.Fprintf(&b, "latency per message incl. featurisation: onnx-go p50 %s p99 %s; plain Go p50 %s p99 %s\n",
 		us(r.P50), us(r.P99), us(r.GoP50), us(r.GoP99))
 	ratio := float64(r.ForwardONNX) / float64(max(r.ForwardGo, 1))
 	fmt.Fprintf(&b, "forward pass only (median): onnx-go %s, plain Go %s, ratio %.0fx; featurisation %s\n",
 		us(r.ForwardONNX), us(r.ForwardGo), ratio, us(r.Featurize))
-	fmt.Fprintf(&b, "onnx-go vs plain Go: max score difference %.2g\n", r.MaxDiff)
+	fmt.Fprintf(&b, "onnx-go vs plain Go: max score difference %.2g (all held-out sentences)\n", r.MaxDiff)
 	fmt.Fprintf(&b, "model: %d bytes, input width %d, load %.2f ms (validate + one onnx-go instance)\n",
 		r.ModelBytes, r.Dim, float64(r.LoadTime.Microseconds())/1e3)
 	n, err := io.WriteString(w, b.String())

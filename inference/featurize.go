@@ -47,10 +47,12 @@ type FeaturizerConfig struct {
 	Vocab string `json:"vocab,omitempty"`
 	// MaxInputBytes truncates input; 0 means DefaultMaxInputBytes.
 	MaxInputBytes int `json:"max_input_bytes"`
-	// NeutralBand and EvidenceGate are the calibrated neutral parameters in
-	// log-odds (already folded into the weights; kept for reports).
+	// NeutralBand, EvidenceGate and NeutralScale are the calibrated neutral
+	// parameters in log-odds (already folded into the weights; kept for
+	// reports).
 	NeutralBand  float64 `json:"neutral_band"`
 	EvidenceGate float64 `json:"evidence_gate"`
+	NeutralScale float64 `json:"neutral_scale,omitempty"`
 }
 
 // Dense features after the hashed buckets.

@@ -36,8 +36,8 @@ func FuzzLoadModel(f *testing.F) {
 	f.Add(defaultModel[:200])
 	f.Add([]byte{0x08, 0x06, 0x3a, 0x02, 0x0a, 0x00})
 	f.Add([]byte{})
-	small, _ := exportModel(&linear{w: make([]float64, 1<<4+numDense)}, nil,
-		FeaturizerConfig{Version: 1, HashBits: 4, NegationScope: 3})
+	zero := &linear{w: make([]float64, 1<<4+numDense)}
+	small, _ := exportModel(zero, zero, nil, FeaturizerConfig{Version: 1, HashBits: 4, NegationScope: 3})
 	f.Add(small)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := New(&Opts{Model: b, Instances: 1})

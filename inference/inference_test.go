@@ -57,7 +57,11 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	worst := 0.0
 	n := 0
-	for _, e := range Examples() {
+	ex, err := Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ex {
 		if e.Fold != HeldOutFold {
 			continue
 		}
@@ -214,13 +218,11 @@ func TestLoaderRejectsBadModels(t *testing.T) {
 	}
 }
 
-// A wider set of radio status reports, written for this test. They set the
-// evidence gate's accuracy target (0.92; it was matched to evidence-bearing
-// sentences before, which left 14 of these neutral), so they are tuning
-// data, not an independent measure. Three of the four misses carry a lexicon
-// word ("reached", "drop", "clear") and so take its side; "Standing by for
-// instructions." has none but review vocabulary ("instructions") scores it
-// beyond the gate.
+// A wider set of radio status reports, written for this test. They once set
+// the evidence gate's accuracy target; the neutral rule is now calibrated on
+// rated sentences only, so they are an independent check. With the current
+// model 19 are neutral; "Reached the bridge, waiting for team B." comes out
+// positive ("reached" is a VADER lexicon word).
 func TestStatusReportsMostlyNeutral(t *testing.T) {
 	c := newTest(t, &Opts{PlainGo: true})
 	msgs := []string{

@@ -144,13 +144,19 @@ type Result struct {
 	Scores map[string]float64
 }
 
-func resultOf(p [3]float64) Result {
+// argmax is the output column of the label; ties go to the lower column.
+func argmax(p [3]float64) int {
 	best := 0
 	for j := 1; j < 3; j++ {
 		if p[j] > p[best] {
 			best = j
 		}
 	}
+	return best
+}
+
+func resultOf(p [3]float64) Result {
+	best := argmax(p)
 	return Result{Label: labels[best], Scores: map[string]float64{
 		labels[0]: p[0], labels[1]: p[1], labels[2]: p[2],
 	}}

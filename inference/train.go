@@ -3,6 +3,7 @@ package inference
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,10 +18,54 @@ import (
 
 // Example is one labelled sentence of the shipped data.
 type Example struct {
-	Source string // amazon, imdb or yelp
-	Label  int    // 1 positive, 0 negative
+	Corpus string // CorpusUCI or CorpusVADER
+	// Source is amazon, imdb or yelp (UCI); products, movies or tweets
+	// (VADER ground truth).
+	Source string
+	Label  int     // LabelNegative, LabelPositive or LabelNeutral
+	Rating float64 // mean human rating, -4..+4 (VADER ground truth only)
 	Text   string
 	Fold   int // 0..4 by hash of the normalised text; fold 0 is held out
+}
+
+// Labels of an Example. UCI sentences are all polar.
+const (
+	LabelNegative = 0
+	LabelPositive = 1
+	LabelNeutral  = 2
+)
+
+// The two corpora of the shipped data.
+const (
+	// CorpusUCI is the UCI Sentiment Labelled Sentences: review sentences
+	// labelled positive or negative. The accuracy goal is measured on it.
+	CorpusUCI = "uci"
+	// CorpusVADER is the VADER ground truth (Hutto & Gilbert 2014): product
+	// review, movie review and tweet sentences, each with the mean rating of
+	// about 20 people.
+	CorpusVADER = "vader"
+)
+
+// Rating thresholds of the VADER ground truth, fixed before any model was
+// trained on it: a mean rating of at least +1 (the scale's "slightly
+// positive" point or more) is positive, at most -1 negative, and one that
+// rounds to the scale's neutral point (|rating| < 0.5) neutral. Sentences in
+// between are left out: their raters leaned one way, but too weakly to
+// serve as either a polar or a neutral example.
+const (
+	PolarRating   = 1.0
+	NeutralRating = 0.5
+)
+
+// col is the model's output column of a label.
+func col(label int) int {
+	switch label {
+	case LabelNegative:
+		return 0
+	case LabelNeutral:
+		return 1
+	}
+	return 2
 }
 
 // HeldOutFold is never used for training, model selection or calibration.
@@ -28,11 +73,23 @@ const HeldOutFold = 0
 
 const numFolds = 5
 
-// Examples returns the shipped labelled sentences, deduplicated by their
-// normalised text (first occurrence kept), in file order.
-func Examples() []Example {
+// Examples returns the shipped labelled sentences in file order, UCI first,
+// deduplicated by their normalised text (first occurrence kept), so a
+// sentence in both corpora keeps its UCI label and fold.
+func Examples() ([]Example, error) {
 	var out []Example
 	seen := map[string]bool{}
+	add := func(e Example) {
+		key := strings.Join(strings.Fields(normalize(e.Text, 1<<20)), " ")
+		if key == "" || seen[key] {
+			return
+		}
+		seen[key] = true
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		e.Fold = int(h.Sum32() % numFolds)
+		out = append(out, e)
+	}
 	sc := bufio.NewScanner(bytes.NewReader(sentencesTSV))
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), "\t", 3)
@@ -40,19 +97,45 @@ func Examples() []Example {
 			continue
 		}
 		lab, err := strconv.Atoi(parts[1])
-		if err != nil || (lab != 0 && lab != 1) {
+		if err != nil || (lab != LabelNegative && lab != LabelPositive) {
 			continue
 		}
-		key := strings.Join(strings.Fields(normalize(parts[2], 1<<20)), " ")
-		if key == "" || seen[key] {
-			continue
-		}
-		seen[key] = true
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		out = append(out, Example{Source: parts[0], Label: lab, Text: parts[2], Fold: int(h.Sum32() % numFolds)})
+		add(Example{Corpus: CorpusUCI, Source: parts[0], Label: lab, Text: parts[2]})
 	}
-	return out
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("inference: uci sentences: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(groundTruthGz))
+	if err != nil {
+		return nil, fmt.Errorf("inference: vader ground truth: %w", err)
+	}
+	sc = bufio.NewScanner(zr)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), "\t", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		r, err := strconv.ParseFloat(parts[1], 64)
+		if err != nil {
+			continue
+		}
+		var lab int
+		switch {
+		case r >= PolarRating:
+			lab = LabelPositive
+		case r <= -PolarRating:
+			lab = LabelNegative
+		case math.Abs(r) < NeutralRating:
+			lab = LabelNeutral
+		default:
+			continue
+		}
+		add(Example{Corpus: CorpusVADER, Source: parts[0], Label: lab, Rating: r, Text: parts[2]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("inference: vader ground truth: %w", err)
+	}
+	return out, nil
 }
 
 // TrainOpts are the trainer's knobs. The zero value reproduces the default
@@ -65,25 +148,18 @@ type TrainOpts struct {
 	// MaxColumns bounds the hashed columns kept; 0 means 8000.
 	MaxColumns int
 	// NoStems drops the stem features (see FeaturizerConfig); inner
-	// cross-validation preferred them (0.875 vs 0.872).
+	// cross-validation preferred them (0.875 vs 0.872 on UCI alone).
 	NoStems bool
-	// GateAccuracy is the cross-validated accuracy that messages without
-	// sentiment evidence must reach before they may leave neutral (at least
-	// the accuracy of messages with evidence); 0 means 0.92.
-	GateAccuracy float64
-	// NeutralShare is the share of inner cross-validation predictions on
-	// sentences with lexicon evidence that the neutral band absorbs; 0 means
-	// 0.10.
-	NeutralShare float64
 }
 
 // hyper is one candidate of the model-selection grid.
 type hyper struct {
-	NB       bool    // naive-Bayes log-count-ratio scaling of hashed features
-	L2       float64 // L2 strength per example
-	MinCount int     // a bucket needs this many training sentences to get a column
-	Avg      bool    // average the weights of LR and NB-LR (still one linear model)
-	PureNB   bool    // multinomial naive Bayes on presence features, no LR
+	NB  bool    // naive-Bayes log-count-ratio scaling of hashed features
+	L2  float64 // L2 strength per example
+	Avg bool    // average the weights of LR and NB-LR (still one linear model)
+	// VW is the training weight of a polar VADER ground-truth sentence
+	// relative to a UCI sentence; 0 trains on UCI alone.
+	VW float64
 }
 
 func (h hyper) String() string {
@@ -94,17 +170,23 @@ func (h hyper) String() string {
 	if h.Avg {
 		kind = "LR+NB-LR"
 	}
-	if h.PureNB {
-		return fmt.Sprintf("NB min=%d", h.MinCount)
-	}
-	return fmt.Sprintf("%s l2=%g min=%d", kind, h.L2, h.MinCount)
+	return fmt.Sprintf("%s l2=%g vader=%g", kind, h.L2, h.VW)
 }
 
-var grid = []hyper{
-	{false, 1e-5, 1, false, false}, {false, 1e-4, 1, false, false}, {false, 1e-4, 2, false, false},
-	{true, 1e-5, 1, false, false}, {true, 1e-4, 1, false, false}, {true, 1e-4, 2, false, false},
-	{false, 1e-4, 1, true, false},
-	{MinCount: 1, PureNB: true},
+// grid is every learner at every weight of the VADER ground truth.
+func grid() []hyper {
+	var g []hyper
+	for _, vw := range []float64{0, 0.1, 0.2, 0.5, 1} {
+		for _, l := range []hyper{
+			{NB: false, L2: 1e-5}, {NB: false, L2: 1e-4},
+			{NB: true, L2: 1e-5}, {NB: true, L2: 1e-4},
+			{Avg: true, L2: 1e-5}, {Avg: true, L2: 1e-4},
+		} {
+			l.VW = vw
+			g = append(g, l)
+		}
+	}
+	return g
 }
 
 // variantName names a grid row: the featurizer variant and the learner.
@@ -116,15 +198,12 @@ func variantName(norm bool, h hyper) string {
 }
 
 // train fits one candidate.
-func train(xs []features, ys []int, dim, nh int, h hyper, epochs int) *linear {
-	if h.PureNB {
-		return naiveBayes(xs, ys, dim, nh)
-	}
+func train(xs []features, ys []int, ws []float64, dim, nh int, h hyper, epochs int) *linear {
 	if !h.Avg {
-		return fit(xs, ys, dim, nh, h, epochs)
+		return fit(xs, ys, ws, dim, nh, h, epochs)
 	}
-	a := fit(xs, ys, dim, nh, hyper{NB: false, L2: h.L2}, epochs)
-	b := fit(xs, ys, dim, nh, hyper{NB: true, L2: h.L2}, epochs)
+	a := fit(xs, ys, ws, dim, nh, hyper{NB: false, L2: h.L2}, epochs)
+	b := fit(xs, ys, ws, dim, nh, hyper{NB: true, L2: h.L2}, epochs)
 	for i := range a.w {
 		a.w[i] = (a.w[i] + b.w[i]) / 2
 	}
@@ -153,41 +232,6 @@ func prune(l *linear, nh, max int) []uint32 {
 	return nz
 }
 
-// keepBuckets returns the hashed buckets present in at least min sentences.
-func keepBuckets(xs []features, nh int32, min int) map[int32]bool {
-	n := map[int32]int{}
-	for _, fs := range xs {
-		for _, k := range fs.idx {
-			if k < nh {
-				n[k]++
-			}
-		}
-	}
-	keep := map[int32]bool{}
-	for k, c := range n {
-		if c >= min {
-			keep[k] = true
-		}
-	}
-	return keep
-}
-
-// restrict drops hashed buckets outside keep (dense features stay).
-func restrict(xs []features, nh int32, keep map[int32]bool) []features {
-	out := make([]features, len(xs))
-	for i, fs := range xs {
-		var r features
-		for j, k := range fs.idx {
-			if k >= nh || keep[k] {
-				r.idx = append(r.idx, k)
-				r.val = append(r.val, fs.val[j])
-			}
-		}
-		out[i] = r
-	}
-	return out
-}
-
 // linear is a binary model: z = w·x + b, positive when z > 0.
 type linear struct {
 	w []float64
@@ -202,9 +246,9 @@ func (l *linear) z(fs features) float64 {
 	return s
 }
 
-// fit trains a logistic regression with AdaGrad in a fixed order, so the
-// result is the same on every run.
-func fit(xs []features, ys []int, dim, nHashed int, h hyper, epochs int) *linear {
+// fit trains a weighted logistic regression (ys: 1 positive, 0 negative)
+// with AdaGrad in a fixed order, so the result is the same on every run.
+func fit(xs []features, ys []int, ws []float64, dim, nHashed int, h hyper, epochs int) *linear {
 	r := make([]float64, dim)
 	for i := range r {
 		r[i] = 1
@@ -222,11 +266,11 @@ func fit(xs []features, ys []int, dim, nHashed int, h hyper, epochs int) *linear
 					continue
 				}
 				if ys[n] == 1 {
-					p[k]++
-					sp++
+					p[k] += ws[n]
+					sp += ws[n]
 				} else {
-					q[k]++
-					sq++
+					q[k] += ws[n]
+					sq += ws[n]
 				}
 			}
 		}
@@ -259,7 +303,7 @@ func fit(xs []features, ys []int, dim, nHashed int, h hyper, epochs int) *linear
 			for i, k := range fs.idx {
 				s += float64(w[k] * float64(fs.val[i]) * r[k])
 			}
-			g := 1/(1+math.Exp(-s)) - float64(ys[n])
+			g := float64(ws[n] * (1/(1+math.Exp(-s)) - float64(ys[n])))
 			for i, k := range fs.idx {
 				gk := float64(g*float64(fs.val[i])*r[k]) + float64(h.L2*w[k])
 				g2[k] += float64(gk * gk)
@@ -275,22 +319,117 @@ func fit(xs []features, ys []int, dim, nHashed int, h hyper, epochs int) *linear
 	return &linear{w: w, b: b}
 }
 
+// confusion counts sentences by true and predicted output column
+// (negative, neutral, positive).
+type confusion [3][3]int
+
+// ThreeWay summarises 3-way labelling of rated sentences.
+type ThreeWay struct {
+	N        int
+	Accuracy float64    // share labelled as their raters did
+	Recall   [3]float64 // per true class: negative, neutral, positive
+	Count    [3]int     // sentences per true class
+	// Macro is the mean of the recalls of the classes present, so the
+	// smaller neutral class counts as much as each pole.
+	Macro float64
+}
+
+func (c *confusion) summary() ThreeWay {
+	var t ThreeWay
+	ok, classes := 0, 0
+	for i := range 3 {
+		for j := range 3 {
+			t.Count[i] += c[i][j]
+		}
+		t.N += t.Count[i]
+		ok += c[i][i]
+		if t.Count[i] > 0 {
+			t.Recall[i] = float64(c[i][i]) / float64(t.Count[i])
+			t.Macro += t.Recall[i]
+			classes++
+		}
+	}
+	if t.N > 0 {
+		t.Accuracy = float64(ok) / float64(t.N)
+		t.Macro /= float64(classes)
+	}
+	return t
+}
+
+// neutralRule is the 3-way decision the exported logits encode: neutral
+// when |z| < band + scale·u, plus gate without sentiment evidence.
+func neutralRule(z, u float64, noEvidence bool, band, gate, scale float64) int {
+	t := band + float64(scale*u)
+	if noEvidence {
+		t += gate
+	}
+	switch {
+	case math.Abs(z) < t:
+		return 1
+	case z > 0:
+		return 2
+	}
+	return 0
+}
+
+// oofPoint is a rated sentence's out-of-fold log-odds: z positive vs
+// negative, u neutral vs polar.
+type oofPoint struct {
+	z, u  float64
+	noEv  bool
+	truth int // output column
+}
+
+// calibrateNeutral returns the scale (0..2 in steps of 0.25), band (-2..5
+// in steps of 0.05) and gate (0..5 in steps of 0.1) that maximise the
+// macro-averaged 3-way recall of out-of-fold predictions; ties keep the
+// smaller scale, then band, then gate.
+func calibrateNeutral(pts []oofPoint) (band, gate, scale float64, best ThreeWay) {
+	best.Macro = -1
+	for si := 0; si <= 8; si++ {
+		s := float64(si) * 0.25
+		for i := -40; i <= 100; i++ {
+			c := float64(i) * 0.05
+			for j := 0; j <= 50; j++ {
+				g := float64(j) * 0.1
+				var cf confusion
+				for _, p := range pts {
+					cf[p.truth][neutralRule(p.z, p.u, p.noEv, c, g, s)]++
+				}
+				if t := cf.summary(); t.Macro > best.Macro {
+					band, gate, scale, best = c, g, s, t
+				}
+			}
+		}
+	}
+	return band, gate, scale, best
+}
+
 // TrainReport is the accuracy report of a training run. Every figure comes
 // from sentences the scored model never saw.
 type TrainReport struct {
-	Sentences, TrainSentences, HeldOut int
-	Chosen                             string
-	Grid                               []GridRow
-	NeutralBand, EvidenceGate          float64
-	GateAccuracy                       float64            // accuracy the evidence gate was set to reach
-	HeldOutBinary                      float64            // argmax of P(pos) vs P(neg)
-	HeldOutBySource                    map[string]float64 // same, per review source
-	HeldOutNeutralShare                float64            // share labelled neutral (all are polar)
-	HeldOutAccuracyOutsideBand         float64            // accuracy where not neutral
-	ModelBytes                         int
+	Sentences, TrainSentences, HeldOut int // UCI
+	// Rated sentences of the VADER ground truth kept by the thresholds:
+	// all, folds 1-4, fold 0; and neutral ones among those of folds 1-4.
+	Rated, RatedTrain, RatedHeldOut, RatedNeutralTrain int
+	Chosen                                             string
+	Grid                                               []GridRow
+	NeutralBand, EvidenceGate, NeutralScale            float64
+	// InnerThreeWay is the calibrated rule on the out-of-fold predictions
+	// of the rated sentences of folds 1-4.
+	InnerThreeWay              ThreeWay
+	HeldOutBinary              float64            // UCI: argmax of P(pos) vs P(neg)
+	HeldOutBySource            map[string]float64 // same, per review source
+	HeldOutNeutralShare        float64            // UCI share labelled neutral (all are polar)
+	HeldOutAccuracyOutsideBand float64            // UCI accuracy where not neutral
+	// HeldOutThreeWay is the rated sentences of fold 0, by source and
+	// overall (key "all").
+	HeldOutThreeWay map[string]ThreeWay
+	ModelBytes      int
 }
 
-// GridRow is one candidate's inner cross-validation accuracy (folds 1..4).
+// GridRow is one candidate's inner cross-validation accuracy on the UCI
+// sentences of folds 1..4.
 type GridRow struct {
 	Hyper    string
 	InnerAcc float64
@@ -299,32 +438,52 @@ type GridRow struct {
 // WriteTo prints the report; the text is identical across runs.
 func (r *TrainReport) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "data: %d unique sentences (UCI Sentiment Labelled Sentences), %d for training (folds 1-4), %d held out (fold 0)\n",
+	fmt.Fprintf(&b, "data: %d unique UCI sentences (Sentiment Labelled Sentences), %d for training (folds 1-4), %d held out (fold 0)\n",
 		r.Sentences, r.TrainSentences, r.HeldOut)
-	fmt.Fprintf(&b, "model selection by 4-fold cross-validation inside folds 1-4:\n")
+	fmt.Fprintf(&b, "      %d rated VADER ground-truth sentences (positive >= %g, negative <= -%g, neutral |rating| < %g), %d in folds 1-4 (%d neutral, not trained on), %d held out\n",
+		r.Rated, PolarRating, PolarRating, NeutralRating, r.RatedTrain, r.RatedNeutralTrain, r.RatedHeldOut)
+	fmt.Fprintf(&b, "model selection by 4-fold cross-validation inside folds 1-4 (accuracy on the UCI sentences):\n")
 	for _, g := range r.Grid {
 		mark := " "
 		if g.Hyper == r.Chosen {
 			mark = "*"
 		}
-		fmt.Fprintf(&b, "  %s %-30s inner accuracy %.4f\n", mark, g.Hyper, g.InnerAcc)
+		fmt.Fprintf(&b, "  %s %-36s inner accuracy %.4f\n", mark, g.Hyper, g.InnerAcc)
 	}
-	fmt.Fprintf(&b, "neutral: band |z| < %.4f, no-evidence gate |z| < %.4f (log-odds; without evidence a pole needs %.2f inner-CV accuracy)\n",
-		r.NeutralBand, r.NeutralBand+r.EvidenceGate, r.GateAccuracy)
-	fmt.Fprintf(&b, "held-out binary accuracy: %.4f\n", r.HeldOutBinary)
+	it := r.InnerThreeWay
+	fmt.Fprintf(&b, "neutral: |z| < %.2f + %.2f·noEvidence + %.2f·u (log-odds; u: neutral-vs-polar LR), chosen for inner-CV macro recall %.4f on rated sentences (negative %.4f, neutral %.4f, positive %.4f)\n",
+		r.NeutralBand, r.EvidenceGate, r.NeutralScale, it.Macro, it.Recall[0], it.Recall[1], it.Recall[2])
+	fmt.Fprintf(&b, "held-out binary accuracy (UCI): %.4f\n", r.HeldOutBinary)
 	srcs := make([]string, 0, len(r.HeldOutBySource))
 	for s := range r.HeldOutBySource {
 		srcs = append(srcs, s)
 	}
 	sort.Strings(srcs)
 	for _, s := range srcs {
-		fmt.Fprintf(&b, "  %-7s %.4f\n", s, r.HeldOutBySource[s])
+		fmt.Fprintf(&b, "  %-8s %.4f\n", s, r.HeldOutBySource[s])
 	}
-	fmt.Fprintf(&b, "held-out 3-way: %.1f%% labelled neutral, accuracy %.4f on the rest\n",
+	fmt.Fprintf(&b, "held-out UCI 3-way: %.1f%% labelled neutral, accuracy %.4f on the rest\n",
 		100*r.HeldOutNeutralShare, r.HeldOutAccuracyOutsideBand)
+	fmt.Fprintf(&b, "held-out rated sentences, 3-way:  n     acc     macro   recall neg  neu     pos\n")
+	for _, s := range threeWayKeys(r.HeldOutThreeWay) {
+		t := r.HeldOutThreeWay[s]
+		fmt.Fprintf(&b, "  %-31s %-5d %.4f  %.4f  %.4f      %.4f  %.4f\n", s, t.N, t.Accuracy, t.Macro, t.Recall[0], t.Recall[1], t.Recall[2])
+	}
 	fmt.Fprintf(&b, "model: %d bytes\n", r.ModelBytes)
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// threeWayKeys lists "all" first, then the sources in order.
+func threeWayKeys(m map[string]ThreeWay) []string {
+	var keys []string
+	for k := range m {
+		if k != "all" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return append([]string{"all"}, keys...)
 }
 
 // Trained is a model file and its report.
@@ -350,39 +509,77 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	if o.Epochs == 0 {
 		o.Epochs = 12
 	}
-	if o.NeutralShare == 0 {
-		o.NeutralShare = 0.10
-	}
-	if o.GateAccuracy == 0 {
-		o.GateAccuracy = 0.92
-	}
 	base := FeaturizerConfig{Version: 1, HashBits: o.HashBits, Bigrams: true, NegationScope: 3,
 		Lexicon: "vader", MaxInputBytes: DefaultMaxInputBytes, Stems: !o.NoStems}
 	if err := base.validate(); err != nil {
 		return nil, fmt.Errorf("inference: train: %w", err)
 	}
 	vader := parseLexicon(vaderTSV)
-	ex := Examples()
+	ex, err := Examples()
+	if err != nil {
+		return nil, fmt.Errorf("inference: train: %w", err)
+	}
 	nh := 1 << base.HashBits
 	dim := nh + numDense
 	noEv := int32(nh + fNoEvidence)
 	hasNoEv := func(fs features) bool { return len(fs.idx) > 0 && fs.idx[len(fs.idx)-1] == noEv }
 
+	var rep TrainReport
 	var trainIdx []int
 	for i, e := range ex {
+		uci := e.Corpus == CorpusUCI
+		switch {
+		case uci && e.Fold == HeldOutFold:
+			rep.Sentences++
+			rep.HeldOut++
+		case uci:
+			rep.Sentences++
+			rep.TrainSentences++
+		case e.Fold == HeldOutFold:
+			rep.Rated++
+			rep.RatedHeldOut++
+		default:
+			rep.Rated++
+			rep.RatedTrain++
+			if e.Label == LabelNeutral {
+				rep.RatedNeutralTrain++
+			}
+		}
 		if e.Fold != HeldOutFold {
 			trainIdx = append(trainIdx, i)
 		}
 	}
-	rep := TrainReport{Sentences: len(ex), TrainSentences: len(trainIdx), HeldOut: len(ex) - len(trainIdx)}
+
+	// trainingSet is the polar sentences of folds 1..4 outside fold skip
+	// (HeldOutFold: none beyond it), weighted for candidate h.
+	trainingSet := func(fx []features, skip int, h hyper) ([]features, []int, []float64) {
+		var tx []features
+		var ty []int
+		var tw []float64
+		for _, i := range trainIdx {
+			e := ex[i]
+			w := 1.0
+			if e.Corpus == CorpusVADER {
+				w = h.VW
+			}
+			if e.Fold == skip || e.Label == LabelNeutral || w == 0 {
+				continue
+			}
+			tx, ty, tw = append(tx, fx[i]), append(ty, e.Label), append(tw, w)
+		}
+		return tx, ty, tw
+	}
 
 	// Inner cross-validation: folds 1..4, each left out once, for every
 	// featurizer variant (raw or length-normalised hashed features) and
-	// every learner of the grid.
+	// every learner of the grid. The goal is measured on UCI sentences, so
+	// candidates are compared on them only; the out-of-fold log-odds of
+	// the rated sentences serve the neutral calibration.
 	var (
 		bestAcc = -1.0
 		best    hyper
 		bestOOF []float64
+		bestVoc [numFolds][]uint32 // each inner fold's kept buckets
 		cfg     FeaturizerConfig
 		xs      []features
 	)
@@ -397,95 +594,94 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 		for i, e := range ex {
 			fx[i] = feat.featurize(e.Text)
 		}
-		for _, h := range grid {
+		for _, h := range grid() {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			oof := make([]float64, len(ex))
+			var voc [numFolds][]uint32
 			correct := 0
 			for f := 1; f < numFolds; f++ {
-				var tx []features
-				var ty []int
+				tx, ty, tw := trainingSet(fx, f, h)
+				m := train(tx, ty, tw, dim, nh, h, o.Epochs)
+				voc[f] = prune(m, nh, o.MaxColumns)
 				for _, i := range trainIdx {
 					if ex[i].Fold != f {
-						tx, ty = append(tx, fx[i]), append(ty, ex[i].Label)
+						continue
 					}
-				}
-				keep := keepBuckets(tx, int32(nh), h.MinCount)
-				m := train(restrict(tx, int32(nh), keep), ty, dim, nh, h, o.Epochs)
-				prune(m, nh, o.MaxColumns)
-				for _, i := range trainIdx {
-					if ex[i].Fold == f {
-						oof[i] = m.z(fx[i]) // unkept buckets have zero weight
-						if (oof[i] > 0) == (ex[i].Label == 1) {
-							correct++
-						}
+					oof[i] = m.z(fx[i])
+					if ex[i].Corpus == CorpusUCI && (oof[i] > 0) == (ex[i].Label == LabelPositive) {
+						correct++
 					}
 				}
 			}
-			acc := float64(correct) / float64(len(trainIdx))
+			acc := float64(correct) / float64(rep.TrainSentences)
 			rep.Grid = append(rep.Grid, GridRow{Hyper: variantName(norm, h), InnerAcc: round4(acc)})
 			if acc > bestAcc {
-				bestAcc, best, bestOOF, cfg, xs = acc, h, oof, fc, fx
+				bestAcc, best, bestOOF, bestVoc, cfg, xs = acc, h, oof, voc, fc, fx
 			}
 		}
 	}
 	rep.Chosen = variantName(cfg.Norm, best)
 
-	// Calibrate neutral on the chosen candidate's out-of-fold log-odds.
-	var evAbs []float64
-	type zy struct {
-		a  float64
-		ok bool
+	// Neutral. The rated sentences are the only ones with neutral labels.
+	// A second logistic regression, neutral vs polar on them, gives each
+	// sentence neutral log-odds u, using only the columns the polar model
+	// kept so both share one vocabulary. The neutral logit is then
+	// c + g·noEvidence + s·u; band c, gate g and scale s are set on the
+	// out-of-fold z and u of the rated sentences of folds 1..4 (s = 0 is
+	// the band-and-gate rule alone).
+	neutralSet := func(skip int, voc []uint32) ([]features, []int, []float64) {
+		keep := make([]bool, nh)
+		for _, k := range voc {
+			keep[k] = true
+		}
+		var tx []features
+		var ty []int
+		var tw []float64
+		for _, i := range trainIdx {
+			e := ex[i]
+			if e.Corpus != CorpusVADER || e.Fold == skip {
+				continue
+			}
+			var r features
+			for j, k := range xs[i].idx {
+				if int(k) >= nh || keep[k] {
+					r.idx = append(r.idx, k)
+					r.val = append(r.val, xs[i].val[j])
+				}
+			}
+			y := 0
+			if e.Label == LabelNeutral {
+				y = 1
+			}
+			tx, ty, tw = append(tx, r), append(ty, y), append(tw, 1)
+		}
+		return tx, ty, tw
 	}
-	var noev []zy
-	evCorrect := 0
-	for _, i := range trainIdx {
-		z := bestOOF[i]
-		ok := (z > 0) == (ex[i].Label == 1)
-		if hasNoEv(xs[i]) {
-			noev = append(noev, zy{math.Abs(z), ok})
-		} else {
-			evAbs = append(evAbs, math.Abs(z))
-			if ok {
-				evCorrect++
+	neutralHyper := hyper{L2: 1e-4}
+	var pts []oofPoint
+	for f := 1; f < numFolds; f++ {
+		tx, ty, tw := neutralSet(f, bestVoc[f])
+		nm := fit(tx, ty, tw, dim, nh, neutralHyper, o.Epochs)
+		for _, i := range trainIdx {
+			if ex[i].Fold == f && ex[i].Corpus == CorpusVADER {
+				pts = append(pts, oofPoint{z: bestOOF[i], u: nm.z(xs[i]), noEv: hasNoEv(xs[i]), truth: col(ex[i].Label)})
 			}
 		}
 	}
-	slices.Sort(evAbs)
-	band := evAbs[int(o.NeutralShare*float64(len(evAbs)))]
-	evAcc := math.Max(o.GateAccuracy, float64(evCorrect)/float64(len(evAbs)))
-	// The gate is the smallest threshold above which no-evidence sentences
-	// are as reliable as sentences with evidence.
-	sort.Slice(noev, func(a, b int) bool { return noev[a].a < noev[b].a })
-	gateT := noev[len(noev)-1].a
-	for s := range noev {
-		c := 0
-		for _, v := range noev[s:] {
-			if v.ok {
-				c++
-			}
-		}
-		if float64(c)/float64(len(noev)-s) >= evAcc {
-			gateT = noev[s].a
-			break
-		}
-	}
-	gate := math.Max(0, gateT-band)
-	rep.NeutralBand, rep.EvidenceGate, rep.GateAccuracy = round4(band), round4(gate), round4(evAcc)
-	cfg.NeutralBand, cfg.EvidenceGate = rep.NeutralBand, rep.EvidenceGate
+	band, gate, scale, inner := calibrateNeutral(pts)
+	rep.NeutralBand, rep.EvidenceGate, rep.NeutralScale, rep.InnerThreeWay = round4(band), round4(gate), round4(scale), inner
+	cfg.NeutralBand, cfg.EvidenceGate, cfg.NeutralScale = rep.NeutralBand, rep.EvidenceGate, rep.NeutralScale
 
 	// Final model on folds 1..4.
-	var tx []features
-	var ty []int
-	for _, i := range trainIdx {
-		tx, ty = append(tx, xs[i]), append(ty, ex[i].Label)
-	}
-	keep := keepBuckets(tx, int32(nh), best.MinCount)
-	lin := train(restrict(tx, int32(nh), keep), ty, dim, nh, best, o.Epochs)
+	tx, ty, tw := trainingSet(xs, HeldOutFold, best)
+	lin := train(tx, ty, tw, dim, nh, best, o.Epochs)
 	vocab := prune(lin, nh, o.MaxColumns)
 	cfg.Vocab = encodeVocab(vocab)
-	raw, err := exportModel(lin, vocab, cfg)
+	ntx, nty, ntw := neutralSet(HeldOutFold, vocab)
+	neu := fit(ntx, nty, ntw, dim, nh, neutralHyper, o.Epochs)
+	raw, err := exportModel(lin, neu, vocab, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -496,21 +692,30 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	rep.ModelBytes = len(raw)
 	bySrc, nSrc := map[string]int{}, map[string]int{}
 	correct, neutral, polarOK := 0, 0, 0
+	rated := map[string]*confusion{"all": {}}
 	for _, e := range ex {
 		if e.Fold != HeldOutFold {
 			continue
 		}
 		p := m.scoreGo(m.feat.featurize(e.Text))
-		ok := (p[2] > p[0]) == (e.Label == 1)
+		pred := argmax(p)
+		if e.Corpus == CorpusVADER {
+			if rated[e.Source] == nil {
+				rated[e.Source] = &confusion{}
+			}
+			rated[e.Source][col(e.Label)][pred]++
+			rated["all"][col(e.Label)][pred]++
+			continue
+		}
 		nSrc[e.Source]++
-		if ok {
+		if (p[2] > p[0]) == (e.Label == LabelPositive) {
 			correct++
 			bySrc[e.Source]++
 		}
-		switch resultOf(p).Label {
-		case "neutral":
+		switch pred {
+		case 1:
 			neutral++
-		case labels[2*e.Label]:
+		case col(e.Label):
 			polarOK++
 		}
 	}
@@ -521,16 +726,20 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	}
 	rep.HeldOutNeutralShare = round4(float64(neutral) / float64(rep.HeldOut))
 	rep.HeldOutAccuracyOutsideBand = round4(float64(polarOK) / float64(rep.HeldOut-neutral))
+	rep.HeldOutThreeWay = map[string]ThreeWay{}
+	for s, c := range rated {
+		rep.HeldOutThreeWay[s] = c.summary()
+	}
 	return &Trained{Model: raw, Report: rep}, nil
 }
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
-// exportModel folds the binary log-odds z, the neutral band c and the
-// evidence gate g into three logits (−z/2, (c+g·noEvidence)/2, +z/2):
-// softmax then picks neutral exactly when |z| < c (+g without evidence),
-// and P(pos)/(P(pos)+P(neg)) stays sigmoid(z).
-func exportModel(l *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, error) {
+// exportModel folds the binary log-odds z = l(x), the neutral log-odds
+// u = neu(x), band c, gate g and scale s into three logits (−z/2,
+// (c+g·noEvidence+s·u)/2, +z/2): softmax then picks neutral exactly when
+// |z| < c+g·noEvidence+s·u, and P(pos)/(P(pos)+P(neg)) stays sigmoid(z).
+func exportModel(l, neu *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, error) {
 	dim := cfg.Dim()
 	w := make([]float32, dim*3)
 	nh := 1 << cfg.HashBits
@@ -544,57 +753,15 @@ func exportModel(l *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, error
 			}
 		}
 		w[3*i] = float32(-l.w[src] / 2)
+		w[3*i+1] = float32(float64(cfg.NeutralScale*neu.w[src]) / 2)
 		w[3*i+2] = float32(l.w[src] / 2)
 	}
 	noEv := cols + fNoEvidence
-	w[3*noEv+1] = float32(cfg.EvidenceGate / 2)
-	b := []float32{float32(-l.b / 2), float32(cfg.NeutralBand / 2), float32(l.b / 2)}
+	w[3*noEv+1] = float32((float64(cfg.NeutralScale*neu.w[nh+fNoEvidence]) + cfg.EvidenceGate) / 2)
+	b := []float32{float32(-l.b / 2), float32((cfg.NeutralBand + float64(cfg.NeutralScale*neu.b)) / 2), float32(l.b / 2)}
 	meta, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return encodeONNX(w, b, dim, 3, string(meta)), nil
-}
-
-// naiveBayes is multinomial naive Bayes over the hashed presence features
-// (Laplace smoothing); the dense lexicon features get no weight.
-func naiveBayes(xs []features, ys []int, dim, nh int) *linear {
-	p := map[int32]float64{}
-	q := map[int32]float64{}
-	var sp, sq float64
-	npos := 0
-	for n, fs := range xs {
-		if ys[n] == 1 {
-			npos++
-		}
-		for _, k := range fs.idx {
-			if int(k) >= nh {
-				continue
-			}
-			if ys[n] == 1 {
-				p[k]++
-				sp++
-			} else {
-				q[k]++
-				sq++
-			}
-		}
-	}
-	seen := make([]int32, 0, len(p)+len(q))
-	for k := range p {
-		seen = append(seen, k)
-	}
-	for k := range q {
-		if _, ok := p[k]; !ok {
-			seen = append(seen, k)
-		}
-	}
-	slices.Sort(seen)
-	v := float64(len(seen))
-	l := &linear{w: make([]float64, dim)}
-	for _, k := range seen {
-		l.w[k] = math.Log((p[k]+1)/(sp+v)) - math.Log((q[k]+1)/(sq+v))
-	}
-	l.b = math.Log(float64(npos)) - math.Log(float64(len(xs)-npos))
-	return l
 }

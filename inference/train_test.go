@@ -7,29 +7,17 @@ import (
 	"testing"
 )
 
-// Two training runs give the same bytes and the same report, and they equal
-// the embedded default model on every architecture (amd64, and arm64 and
-// armv6 under qemu, were checked).
+// A training run gives the bytes of the embedded default model, which an
+// earlier run (`make model`) wrote: training is reproducible across runs
+// and, with this test run under qemu, across architectures (amd64, arm64
+// and armv6 were checked).
 func TestTrainIsDeterministic(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains twice")
+		t.Skip("trains a model")
 	}
 	a, err := Train(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	b, err := Train(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a.Model, b.Model) {
-		t.Fatal("two runs produced different model bytes")
-	}
-	var ra, rb bytes.Buffer
-	a.Report.WriteTo(&ra)
-	b.Report.WriteTo(&rb)
-	if ra.String() != rb.String() {
-		t.Fatalf("reports differ:\n%s\n%s", ra.String(), rb.String())
 	}
 	if len(a.Model) > 256<<10 {
 		t.Errorf("model is %d bytes, budget 256 KiB", len(a.Model))
@@ -40,17 +28,29 @@ func TestTrainIsDeterministic(t *testing.T) {
 }
 
 func TestHeldOutNeverTrained(t *testing.T) {
-	ex := Examples()
+	ex, err := Examples()
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]int{}
-	n := 0
+	held, all := map[string]int{}, map[string]int{}
 	for _, e := range ex {
 		seen[e.Text]++
+		all[e.Source]++
 		if e.Fold == HeldOutFold {
-			n++
+			held[e.Source]++
 		}
 	}
-	if n < len(ex)/7 || n > len(ex)/3 {
-		t.Errorf("held-out fold has %d of %d sentences", n, len(ex))
+	// The UCI folds predate the rated sentences: adding those must not move
+	// a UCI sentence in or out of the held-out fold (556 of 2979).
+	if n, h := all["amazon"]+all["imdb"]+all["yelp"], held["amazon"]+held["imdb"]+held["yelp"]; n != 2979 || h != 556 {
+		t.Errorf("UCI: %d sentences, %d held out; want 2979, 556", n, h)
+	}
+	// Every source, of both corpora, has its own held-out share.
+	for _, src := range []string{"amazon", "imdb", "yelp", "products", "movies", "tweets"} {
+		if n := held[src]; n < all[src]/7 || n > all[src]/3 {
+			t.Errorf("%s: held-out fold has %d of %d sentences", src, n, all[src])
+		}
 	}
 	for s, c := range seen {
 		if c > 1 {
