@@ -42,9 +42,10 @@ type Opts struct {
 	GOOS, GOARCH, GOARM string
 	// BufferSize is the copy buffer of a file:// copy. Zero: 128 KiB.
 	BufferSize int
-	// PullWindow bounds the bytes of an object in flight between the server
-	// and the cache (the pull consumer's byte limit). Zero: 4 MiB. Larger
-	// windows pull faster over long round trips and cost that much heap.
+	// PullWindow is how much of an object is requested ahead of the cache
+	// writer, in bytes, rounded to whole chunks (2 to 64 of them). Zero:
+	// 3 MiB. A larger window pulls faster over long round trips and costs
+	// about twice that in heap.
 	PullWindow int
 }
 
@@ -396,18 +397,28 @@ func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, 
 			os.Remove(tmp)
 		}
 	}()
+	fw, err := newFileWriter(f, size)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
+	}
+	defer fw.release()
 	var n int64
 	var got []byte
 	if cr, ok := r.(*chunkReader); ok {
 		// Chunks are never reused once handed out, so hashing runs beside
-		// the disk write instead of after it.
+		// the disk write instead of after it, and the disk write needs no
+		// copy.
 		ph := newParallelHash()
-		n, err = cr.WriteTo(io.MultiWriter(&writeBehind{f: f}, ph))
+		fw.Keep()
+		n, err = cr.WriteTo(io.MultiWriter(ph, fw))
 		got = ph.sum()
 	} else {
 		h := sha256.New()
-		n, err = io.CopyBuffer(io.MultiWriter(&writeBehind{f: f}, h), ctxReader{ctx, r}, make([]byte, s.bufN))
+		n, err = io.CopyBuffer(io.MultiWriter(h, fw), ctxReader{ctx, r}, make([]byte, s.bufN))
 		got = h.Sum(nil)
+	}
+	if err == nil {
+		err = fw.Close()
 	}
 	if err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: pull: %w", what, err)
@@ -435,8 +446,15 @@ func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, 
 		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
 	}
 	syncDir(s.dir)
+	s.log.Debug("artifact written", "what", what, "size_bytes", n, "direct_io", fw.Direct())
 	return Artifact{Path: final, Digest: FormatDigest(got), Size: n}, nil
 }
+
+// hashQueue is how many chunks may wait for the hash. SHA-256 outruns the
+// network where the CPU has SHA instructions, so the queue is mostly
+// empty; where it has not (a Pi's Cortex-A53), a longer one would only
+// hold more of the heap.
+const hashQueue = 4
 
 // parallelHash hashes the slices written to it on its own goroutine. The
 // caller must not modify a slice after writing it.
@@ -446,7 +464,7 @@ type parallelHash struct {
 }
 
 func newParallelHash() *parallelHash {
-	ph := &parallelHash{ch: make(chan []byte, 8), done: make(chan []byte, 1)}
+	ph := &parallelHash{ch: make(chan []byte, hashQueue), done: make(chan []byte, 1)}
 	go func() {
 		h := sha256.New()
 		for b := range ph.ch {
@@ -466,26 +484,6 @@ func (ph *parallelHash) Write(p []byte) (int, error) {
 func (ph *parallelHash) sum() []byte {
 	close(ph.ch)
 	return <-ph.done
-}
-
-// writeBehindWindow is how much a pull writes before starting that
-// window's writeback.
-const writeBehindWindow = 8 << 20
-
-// writeBehind writes to f and starts writeback every writeBehindWindow.
-type writeBehind struct {
-	f            *os.File
-	off, flushed int64
-}
-
-func (w *writeBehind) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.flushed >= writeBehindWindow {
-		startWriteback(w.f, w.flushed, w.off-w.flushed)
-		w.flushed = w.off
-	}
-	return n, err
 }
 
 func syncDir(dir string) {

@@ -10,19 +10,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// defaultPullWindow bounds what the client buffers of an object in
-// flight. The stock ObjectStore.Get feeds a push consumer whose
+// defaultPullWindow is how much of an object is requested ahead of the
+// cache writer. The stock ObjectStore.Get feeds a push consumer whose
 // client-side buffer holds up to 64 MiB, so a fast server and a slow SD
 // card put most of an object in the heap; a pull consumer asks for a
-// window of bytes at a time.
-const defaultPullWindow = 4 << 20
+// window at a time. The window covers the writer's stalls (an SD card
+// pauses for tens of milliseconds now and then) and the round trip of the
+// next request; a pull holds about twice it in the heap.
+const defaultPullWindow = 3 << 20
+
+// maxPullChunks caps the chunks in flight whatever the object's metadata
+// says about their size.
+const maxPullChunks = 64
 
 // pullIdle ends a pull that receives nothing for this long (a server or
 // link that went away), even when the caller's context has no deadline.
 const pullIdle = 30 * time.Second
 
 // chunkReader reads an object's chunks in order through a pull-based
-// ordered consumer, holding at most window bytes. It stops with a
+// ordered consumer, with about a window of them in flight. It stops with a
 // truncation error when the stream has no more chunks before Size bytes
 // arrived (a chunk was lost), instead of waiting forever.
 type chunkReader struct {
@@ -44,18 +50,44 @@ func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info
 	if err != nil {
 		return nil, err
 	}
-	// Bound messages too: with a byte limit alone the client sizes its
-	// message channel for a million messages (8 MB of pointers).
-	n := 64
-	if info.Chunks > 0 {
-		chunk := max(info.Size/uint64(info.Chunks), 1)
-		n = int(min(max(2*uint64(window)/chunk, 16), 4096))
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(n, window))
+	it, err := cons.Messages(jetstream.PullMaxMessages(pullChunks(info, window)))
 	if err != nil {
 		return nil, err
 	}
 	return &chunkReader{ctx: ctx, it: it, size: info.Size}, nil
+}
+
+// pullChunks is the number of chunks of info that make up window bytes,
+// 2 to maxPullChunks: the pull consumer's message limit.
+//
+// It is a message count and not a byte limit because of how nats.go keeps
+// a pull consumer fed: it asks for more once half of what it asked for has
+// been taken. A byte limit (PullMaxMessagesWithBytesLimit) ends each
+// request short of its message count, and the client learns how many
+// messages it will not get only from a status message behind the last
+// one, so it asks again only after the whole window was taken: the network
+// idles while the writer catches up, and the writer idles during the next
+// round trip. Asking earlier does not help either: with a byte limit every
+// request also ends with a "batch completed" status, the statuses take room
+// in the message channel (sized to the message limit), and nats.go drops
+// chunks. With a count alone the server sends no statuses, the next
+// request goes out when half the window is taken, and the channel never
+// holds more than the limit.
+//
+// The chunk size is the object's max_chunk_size (the Go client and the
+// nats CLI record it), or else the size of its full chunks, all but the
+// last. A malformed object whose chunks are bigger than that still has at
+// most maxPullChunks chunks in flight, each at most the server's
+// max_payload.
+func pullChunks(info *jetstream.ObjectInfo, window int) int {
+	chunk := info.Size
+	switch {
+	case info.Opts != nil && info.Opts.ChunkSize > 0:
+		chunk = uint64(info.Opts.ChunkSize)
+	case info.Chunks > 1:
+		chunk = (info.Size + uint64(info.Chunks) - 2) / uint64(info.Chunks-1)
+	}
+	return int(min(max(uint64(window)/max(chunk, 1), 2), maxPullChunks))
 }
 
 type eofReader struct{}

@@ -42,7 +42,7 @@ func benchPullFlags() (*flag.FlagSet, *benchPullConfig) {
 	fs.StringVar(&c.creds, "creds", "", "NATS .creds file for --server")
 	fs.StringVar(&c.bucket, "bucket", "nexfield_bench", "object store bucket to create, use and delete")
 	fs.StringVar(&c.dir, "dir", "", "directory for the temporary caches (default: the system temp dir; use the agent's disk to measure it)")
-	fs.IntVar(&c.window, "window", 0, "pull window in KiB: bytes in flight between server and cache (default 4096)")
+	fs.IntVar(&c.window, "window", 0, "pull window in KiB: how much of the object is requested ahead of the cache writer (default 3072)")
 	fs.StringVar(&c.serve, "serve-store", "", "internal: serve JetStream from this store dir until stdin closes")
 	return fs, c
 }
