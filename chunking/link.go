@@ -351,9 +351,13 @@ func (l *Link) loop() {
 		if pause.After(hold) {
 			hold = pause
 		}
-		if ok && hold.After(next) {
-			// Due frames held back by a busy channel wait for the back-off.
-			next = hold
+		if hold.After(l.clk.Now()) && (!ok || hold.After(next)) {
+			// Due frames held back by a busy channel (or a refusing radio)
+			// wait for the hold to end. The engine may have no deadline of
+			// its own, since to it they are due now, and nothing may be
+			// received to wake the loop: the station we deferred to may
+			// have left the air mid-frame.
+			next, ok = hold, true
 		}
 		wait := time.Hour
 		if ok {

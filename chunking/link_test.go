@@ -252,3 +252,57 @@ func TestLinkBackToBack(t *testing.T) {
 		})
 	}
 }
+
+// busyRadio reports the channel busy for its first few carrier-sense
+// checks, as a radio does while a station out of range of everyone else
+// (or one that left mid-frame) transmits: nothing is received afterwards.
+type busyRadio struct {
+	*sim.Radio
+	busy atomic.Int32
+}
+
+func (r *busyRadio) ChannelBusy(ctx context.Context) (bool, error) {
+	if r.busy.Add(-1) >= 0 {
+		return true, nil
+	}
+	return r.Radio.ChannelBusy(ctx)
+}
+
+// TestLinkBackoffWithoutTraffic: a fresh link whose first carrier-sense
+// check finds the channel busy backs off; with no frame received to wake
+// it, it must still transmit when the back-off ends, not an hour later.
+func TestLinkBackoffWithoutTraffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, err := sim.NewAir(&sim.Opts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := air.NewRadio(&sim.RadioOpts{Name: "1", Region: lora.US915})
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := &busyRadio{Radio: r}
+		br.busy.Store(2)
+		gw, err := chunking.New(br, 1, psk, &chunking.Opts{EngineOpts: chunking.EngineOpts{Peers: []chunking.Addr{2}, Seed: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { gw.Close(); r.Close() }()
+		p2, _ := newLink(t, air, 2, 1)
+		go p2.Serve(t.Context(), func(_ context.Context, _ chunking.Addr, req []byte) ([]byte, error) { return req, nil })
+
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		reply, _, err := gw.Request(ctx, 2, []byte("anyone there?"))
+		if err != nil || string(reply) != "anyone there?" {
+			t.Fatalf("request after a busy channel: %q, %v", reply, err)
+		}
+		if br.busy.Load() >= 0 {
+			t.Errorf("carrier sense was not consulted twice (%d checks left)", br.busy.Load()+1)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("answered after %v", d)
+		}
+	})
+}
