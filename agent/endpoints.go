@@ -302,6 +302,11 @@ func (a *Agent) summaryOf(st workload.Status, now time.Time) nexapi.WorkloadSumm
 			runtime = now.Sub(st.StartedAt).Round(time.Second).String()
 		}
 	}
+	if st.Spec.Lifecycle == workload.Function {
+		// The CLI shows runtime only for functions, as "Execution Time":
+		// the time spent running, not the time spent warm.
+		runtime = st.TriggerTime.Round(time.Millisecond).String()
+	}
 	return nexapi.WorkloadSummary{
 		ID:                st.Spec.ID,
 		Metadata:          md,

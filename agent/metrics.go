@@ -35,8 +35,9 @@ type WorkloadMetrics struct {
 	CPUPercent float64 `json:"cpu_percent"`
 	RSSBytes   uint64  `json:"rss_bytes"`
 
-	Triggers      int64 `json:"triggers,omitempty"`
-	TriggerErrors int64 `json:"trigger_errors,omitempty"`
+	Triggers       int64   `json:"triggers,omitempty"`
+	TriggerErrors  int64   `json:"trigger_errors,omitempty"`
+	TriggerSeconds float64 `json:"trigger_seconds,omitempty"` // wall-clock time of the runs
 }
 
 // cpuSample is the previous reading of one workload, for CPUPercent.
@@ -96,15 +97,16 @@ func (a *Agent) publishMetrics(ctx context.Context) {
 func (a *Agent) metricsOf(st workload.Status, usage map[int]workload.Usage, prev map[string]cpuSample) (WorkloadMetrics, bool) {
 	now := a.clk.Now()
 	m := WorkloadMetrics{
-		WorkloadID:    st.Spec.ID,
-		Name:          st.Spec.Name,
-		Namespace:     st.Spec.Namespace,
-		Lifecycle:     string(st.Spec.Lifecycle),
-		State:         wireState(st.State),
-		Time:          now.UTC(),
-		Restarts:      st.Restarts,
-		Triggers:      st.Triggers,
-		TriggerErrors: st.TriggerErrors,
+		WorkloadID:     st.Spec.ID,
+		Name:           st.Spec.Name,
+		Namespace:      st.Spec.Namespace,
+		Lifecycle:      string(st.Spec.Lifecycle),
+		State:          wireState(st.State),
+		Time:           now.UTC(),
+		Restarts:       st.Restarts,
+		Triggers:       st.Triggers,
+		TriggerErrors:  st.TriggerErrors,
+		TriggerSeconds: st.TriggerTime.Seconds(),
 	}
 	if !st.StartedAt.IsZero() {
 		m.UptimeSeconds = now.Sub(st.StartedAt).Seconds()

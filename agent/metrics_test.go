@@ -99,8 +99,13 @@ func TestFunctionMetrics(t *testing.T) {
 		}
 	}
 	m := nextMetrics(t, r.subscribe(nexapi.MetricsSubject("default", id)), func(m agent.WorkloadMetrics) bool { return m.Triggers == 3 })
-	if m.TriggerErrors != 1 || m.State != "warm" || m.Lifecycle != "function" || m.Processes != 0 || m.CPUSeconds <= 0 {
+	if m.TriggerErrors != 1 || m.State != "warm" || m.Lifecycle != "function" || m.Processes != 0 || m.CPUSeconds <= 0 || m.TriggerSeconds < m.CPUSeconds/2 {
 		t.Errorf("function metrics %+v", m)
+	}
+	// `nex workload ls` shows a function's runtime as its execution time.
+	s, _ := r.summary(id)
+	if d, err := time.ParseDuration(s.Runtime); err != nil || d <= 0 || d.Seconds() > m.TriggerSeconds+0.001 {
+		t.Errorf("function runtime %q, want the %.3fs its runs took", s.Runtime, m.TriggerSeconds)
 	}
 }
 

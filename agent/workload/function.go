@@ -122,7 +122,7 @@ func (s *Supervisor) trigger(w *wl, fn *function, m *nats.Msg) {
 	defer cancel()
 	if _, err := os.Stat(path); err != nil {
 		if err := s.fetch(ctx, w); err != nil {
-			s.countTrigger(w, 0, true)
+			s.countTrigger(w, 0, 0, true)
 			s.reply(fn, m, spec, nil, err.Error())
 			return
 		}
@@ -139,7 +139,9 @@ func (s *Supervisor) trigger(w *wl, fn *function, m *nats.Msg) {
 	out := &capped{max: max(int(fn.nc.MaxPayload())-4096, 0)}
 	errw := &lineWriter{emit: s.emitters(spec)[1]}
 	cmd.Stdout, cmd.Stderr = out, errw
+	began := time.Now()
 	err := cmd.Run()
+	took := time.Since(began)
 	errw.flush()
 	msg := ""
 	switch {
@@ -160,14 +162,15 @@ func (s *Supervisor) trigger(w *wl, fn *function, m *nats.Msg) {
 	if ps := cmd.ProcessState; ps != nil {
 		cpu = ps.UserTime() + ps.SystemTime()
 	}
-	s.countTrigger(w, cpu, msg != "")
+	s.countTrigger(w, took, cpu, msg != "")
 	s.log.Debug("function run", "workload_id", spec.ID, "subject", m.Subject, "err", msg)
 	s.reply(fn, m, spec, out.Bytes(), msg)
 }
 
-func (s *Supervisor) countTrigger(w *wl, cpu time.Duration, failed bool) {
+func (s *Supervisor) countTrigger(w *wl, took, cpu time.Duration, failed bool) {
 	s.setState(w, func(st *Status) {
 		st.Triggers++
+		st.TriggerTime += took
 		st.TriggerCPU += cpu
 		if failed {
 			st.TriggerErrors++

@@ -174,10 +174,11 @@ type Status struct {
 	Err       string    `json:"err,omitempty"`
 
 	// A function's runs since this supervisor started, the failed ones
-	// among them, and their user+system time. Not recorded on disk: a busy
-	// function must not cost an SD-card write per run.
+	// among them, their wall-clock time and their user+system time. Not
+	// recorded on disk: a busy function must not cost an SD-card write per
+	// run.
 	Triggers, TriggerErrors int64         `json:"-"`
-	TriggerCPU              time.Duration `json:"-"`
+	TriggerTime, TriggerCPU time.Duration `json:"-"`
 }
 
 // Events receives workload output and lifecycle events. Calls must not
