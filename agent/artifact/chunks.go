@@ -2,7 +2,6 @@ package artifact
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -32,12 +31,13 @@ const pullIdle = 30 * time.Second
 // truncation error when the stream has no more chunks before Size bytes
 // arrived (a chunk was lost), instead of waiting forever.
 type chunkReader struct {
-	ctx  context.Context
-	it   jetstream.MessagesContext
-	cur  []byte
-	got  uint64
-	size uint64
-	last bool
+	ctx   context.Context
+	it    jetstream.MessagesContext
+	cur   []byte
+	got   uint64
+	size  uint64
+	chunk uint64 // largest chunk the object's metadata allows; 0: not recorded
+	last  bool
 }
 
 func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info *jetstream.ObjectInfo, window int) (io.ReadCloser, error) {
@@ -54,7 +54,13 @@ func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info
 	if err != nil {
 		return nil, err
 	}
-	return &chunkReader{ctx: ctx, it: it, size: info.Size}, nil
+	r := &chunkReader{ctx: ctx, it: it, size: info.Size}
+	if info.Opts != nil && info.Opts.ChunkSize > 0 {
+		// Only a recorded size is a limit: a writer may cut chunks of
+		// varying size, and the average says nothing about the largest.
+		r.chunk = uint64(info.Opts.ChunkSize)
+	}
+	return r, nil
 }
 
 // pullChunks is the number of chunks of info that make up window bytes,
@@ -78,16 +84,20 @@ func openChunks(ctx context.Context, js jetstream.JetStream, bucket string, info
 // nats CLI record it), or else the size of its full chunks, all but the
 // last. A malformed object whose chunks are bigger than that still has at
 // most maxPullChunks chunks in flight, each at most the server's
-// max_payload.
+// max_payload, and the pull stops at the first such chunk.
 func pullChunks(info *jetstream.ObjectInfo, window int) int {
-	chunk := info.Size
+	return int(min(max(uint64(window)/max(chunkSize(info), 1), 2), maxPullChunks))
+}
+
+// chunkSize is the size of an object's full chunks as its metadata says.
+func chunkSize(info *jetstream.ObjectInfo) uint64 {
 	switch {
 	case info.Opts != nil && info.Opts.ChunkSize > 0:
-		chunk = uint64(info.Opts.ChunkSize)
+		return uint64(info.Opts.ChunkSize)
 	case info.Chunks > 1:
-		chunk = (info.Size + uint64(info.Chunks) - 2) / uint64(info.Chunks-1)
+		return (info.Size + uint64(info.Chunks) - 2) / uint64(info.Chunks-1)
 	}
-	return int(min(max(uint64(window)/max(chunk, 1), 2), maxPullChunks))
+	return info.Size
 }
 
 type eofReader struct{}
@@ -104,13 +114,19 @@ func (r *chunkReader) next() error {
 			return fmt.Errorf("%w: truncated: the store has %d of %d bytes", ErrDigestMismatch, r.got, r.size)
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, pullIdle)
+		// While the ordered consumer re-creates itself after a reconnect,
+		// Next retries without looking at its context; only Stop ends that
+		// (a server back without JetStream would hold the pull forever).
+		stop := context.AfterFunc(ctx, r.it.Stop)
 		m, err := r.it.Next(jetstream.NextContext(ctx))
+		stop()
+		idle := ctx.Err()
 		cancel()
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return r.ctx.Err()
 			}
-			if errors.Is(err, context.DeadlineExceeded) {
+			if idle != nil {
 				return fmt.Errorf("artifact: pull stalled: no chunk for %v after %d of %d bytes", pullIdle, r.got, r.size)
 			}
 			return err
@@ -119,6 +135,9 @@ func (r *chunkReader) next() error {
 			r.last = true
 		}
 		r.cur = m.Data()
+		if r.chunk > 0 && uint64(len(r.cur)) > r.chunk {
+			return fmt.Errorf("%w: a chunk of %d bytes, larger than the object's %d-byte chunks", ErrDigestMismatch, len(r.cur), r.chunk)
+		}
 		r.got += uint64(len(r.cur))
 		if r.got > r.size {
 			return fmt.Errorf("%w: the store has more than the %d bytes the object claims", ErrDigestMismatch, r.size)

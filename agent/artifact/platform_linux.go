@@ -85,10 +85,19 @@ func openDirect(f *os.File) (*os.File, int) {
 
 // writevAt writes bufs at off, several buffers per system call.
 func writevAt(f *os.File, bufs [][]byte, off int64) (int64, error) {
+	return writevWith(unix.Pwritev, f, bufs, off)
+}
+
+// writevWith is writevAt over a given pwritev, so that tests can make the
+// kernel write short or refuse.
+func writevWith(pwritev func(fd int, iovs [][]byte, off int64) (int, error), f *os.File, bufs [][]byte, off int64) (int64, error) {
 	fd := int(f.Fd())
+	// A short write advances the slices below; the caller's must stay as
+	// they were, since it accounts for what was written by itself.
+	bufs = append([][]byte(nil), bufs...)
 	var done int64
 	for len(bufs) > 0 {
-		n, err := unix.Pwritev(fd, bufs, off+done)
+		n, err := pwritev(fd, bufs, off+done)
 		if err == unix.EINTR {
 			continue
 		}

@@ -3,8 +3,12 @@ package artifact_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -66,5 +70,45 @@ func TestFetchWindows(t *testing.T) {
 	defer mu.Unlock()
 	if len(async) > 0 {
 		t.Errorf("asynchronous errors during the pulls: %v", async)
+	}
+}
+
+// TestFetchChunkLargerThanRecorded: an object whose metadata records
+// smaller chunks than it has is refused at the first chunk, before the
+// window sized from that metadata can fill memory, and nothing is cached.
+func TestFetchChunkLargerThanRecorded(t *testing.T) {
+	srv := natstest.RunServer(t)
+	nc := natstest.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "lie"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: "bin_latest", Opts: &jetstream.ObjectMetaOptions{ChunkSize: 64 << 10}},
+		bytes.NewReader(benchObject(1<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite the metadata as a malformed writer would have left it.
+	info.Opts.ChunkSize = 1000
+	m := nats.NewMsg("$O.lie.M." + base64.URLEncoding.EncodeToString([]byte("bin_latest")))
+	m.Header.Set("Nats-Rollup", "sub")
+	if m.Data, err = json.Marshal(info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	s, dir := newStore(t, nil)
+	_, err = s.Fetch(ctx, nc, "nats://lie/bin", "")
+	if !errors.Is(err, artifact.ErrDigestMismatch) || !strings.Contains(err.Error(), "larger than the object's 1000-byte chunks") {
+		t.Fatalf("fetch: %v, want a refusal naming the chunk size", err)
+	}
+	if left := cacheFiles(t, dir); len(left) != 0 {
+		t.Errorf("files left in the cache: %v", left)
 	}
 }
