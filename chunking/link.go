@@ -351,7 +351,9 @@ func (l *Link) loop() {
 		if pause.After(hold) {
 			hold = pause
 		}
-		if hold.After(l.clk.Now()) && (!ok || hold.After(next)) {
+		// Against the same now as ready: a hold that ended since then
+		// kept this pass from sending, and still needs its wake-up.
+		if hold.After(now) && (!ok || hold.After(next)) {
 			// Due frames held back by a busy channel (or a refusing radio)
 			// wait for the hold to end. The engine may have no deadline of
 			// its own, since to it they are due now, and nothing may be

@@ -256,22 +256,34 @@ func TestLinkBackToBack(t *testing.T) {
 // busyRadio reports the channel busy for its first few carrier-sense
 // checks, as a radio does while a station out of range of everyone else
 // (or one that left mid-frame) transmits: nothing is received afterwards.
+// Each busy check takes slow (a channel-activity scan takes time, and a
+// loaded board may deschedule the loop).
 type busyRadio struct {
 	*sim.Radio
 	busy atomic.Int32
+	slow time.Duration
 }
 
 func (r *busyRadio) ChannelBusy(ctx context.Context) (bool, error) {
 	if r.busy.Add(-1) >= 0 {
+		time.Sleep(r.slow)
 		return true, nil
 	}
 	return r.Radio.ChannelBusy(ctx)
 }
 
 // TestLinkBackoffWithoutTraffic: a fresh link whose first carrier-sense
-// check finds the channel busy backs off; with no frame received to wake
-// it, it must still transmit when the back-off ends, not an hour later.
+// checks find the channel busy backs off; with no frame received to wake
+// it, it must still transmit when the back-off ends, not an hour later,
+// also when the back-off has already ended by the time a slow check
+// returns.
 func TestLinkBackoffWithoutTraffic(t *testing.T) {
+	for _, slow := range []time.Duration{0, 5 * time.Second} {
+		t.Run("check="+slow.String(), func(t *testing.T) { testBackoffWithoutTraffic(t, slow) })
+	}
+}
+
+func testBackoffWithoutTraffic(t *testing.T, slow time.Duration) {
 	synctest.Test(t, func(t *testing.T) {
 		air, err := sim.NewAir(&sim.Opts{})
 		if err != nil {
@@ -281,7 +293,7 @@ func TestLinkBackoffWithoutTraffic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		br := &busyRadio{Radio: r}
+		br := &busyRadio{Radio: r, slow: slow}
 		br.busy.Store(2)
 		gw, err := chunking.New(br, 1, psk, &chunking.Opts{EngineOpts: chunking.EngineOpts{Peers: []chunking.Addr{2}, Seed: 1}})
 		if err != nil {
@@ -293,6 +305,7 @@ func TestLinkBackoffWithoutTraffic(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
+		synctest.Wait() // the link's loop is idle, waiting for work
 		start := time.Now()
 		reply, _, err := gw.Request(ctx, 2, []byte("anyone there?"))
 		if err != nil || string(reply) != "anyone there?" {
@@ -301,7 +314,7 @@ func TestLinkBackoffWithoutTraffic(t *testing.T) {
 		if br.busy.Load() >= 0 {
 			t.Errorf("carrier sense was not consulted twice (%d checks left)", br.busy.Load()+1)
 		}
-		if d := time.Since(start); d > 3*time.Second {
+		if d := time.Since(start); d > 2*slow+3*time.Second {
 			t.Errorf("answered after %v", d)
 		}
 	})
