@@ -556,6 +556,7 @@ func (a *Agent) serve(ctx context.Context, s *session) string {
 	a.log.Info("registered", "agent_id", s.agentID, "node_id", s.nodeID, "type", a.opts.Type, "existing", len(s.existing))
 	a.readyOnce.Do(func() { close(a.ready) })
 	a.reconcile(ctx, s)
+	a.reannounceIngress()
 	watch := a.watchNode(s)
 	defer watch()
 

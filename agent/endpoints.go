@@ -117,7 +117,6 @@ func (a *Agent) handleStart(s *session, r micro.Request) {
 		}
 		a.log.Info("workload started", "workload_id", id, "name", spec.Name, "lifecycle", string(spec.Lifecycle), "pid", st.PID)
 		a.publishReply(s, reply, resp, "")
-		a.announceIngress(s, st.Spec, true)
 	}()
 }
 
@@ -182,7 +181,6 @@ func (a *Agent) handleStop(s *session, r micro.Request) {
 	case <-t.C():
 	}
 	a.dismiss(id)
-	a.announceIngress(s, st.Spec, false)
 	a.log.Info("workload stopped", "workload_id", id)
 	a.respond(r, nexapi.StopWorkloadResponse{ID: id, Stopped: true, WorkloadType: a.opts.Type})
 }
@@ -353,9 +351,18 @@ func (a *Agent) handleDiscover(s *session, r micro.Request) {
 }
 
 // announceIngress tells an ingress proxy about a workload's first exposed
-// port (the native nexlet announces only the first, too).
-func (a *Agent) announceIngress(s *session, spec workload.Spec, add bool) {
+// port (the native nexlet announces only the first, too). It goes out on
+// the current registration's connection, under its agent id; between
+// registrations there is nobody to tell, and the next registration
+// announces every running workload again (reannounceIngress).
+func (a *Agent) announceIngress(spec workload.Spec, add bool) {
 	if a.opts.IngressHost == "" {
+		return
+	}
+	a.mu.Lock()
+	s := a.sess
+	a.mu.Unlock()
+	if s == nil {
 		return
 	}
 	msg := nexapi.AgentIngressMsg{WorkloadID: spec.ID, Command: nexapi.IngressRemove}
@@ -371,6 +378,16 @@ func (a *Agent) announceIngress(s *session, spec workload.Spec, add bool) {
 	b, _ := json.Marshal(msg)
 	if err := s.nc.Publish(nexapi.EventSubject(s.agentID, nexapi.EventIngress), b); err != nil {
 		a.log.Debug("ingress publish", "workload_id", spec.ID, "err", err)
+	}
+}
+
+// reannounceIngress announces every running workload under a new agent id:
+// restored ones, and those that ran through a re-registration.
+func (a *Agent) reannounceIngress() {
+	for _, st := range a.sup.List() {
+		if active(st) && a.visible(st) {
+			a.announceIngress(st.Spec, true)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ func (e *events) Started(st workload.Status) {
 	a.publishEvent(st.Spec.Namespace, nexapi.EventWorkloadStarted, nexapi.WorkloadStartedEvent{
 		ID: st.Spec.ID, Namespace: st.Spec.Namespace, WorkloadType: a.opts.Type,
 	})
+	a.announceIngress(st.Spec, true)
 }
 
 // Stopped publishes WORKLOADSTOPPED; a non-zero exit code becomes
@@ -43,6 +44,11 @@ func (e *events) Stopped(st workload.Status) {
 		ev.Error = &nexapi.EventError{Code: strconv.Itoa(st.ExitCode), Message: st.Err}
 	}
 	a.publishEvent(st.Spec.Namespace, nexapi.EventWorkloadStopped, ev)
+	// Every way to a final state (a stop, a job's exit, a service given up,
+	// lameduck) withdraws the upstream; the supervisor reports Started and
+	// Stopped of one workload in order, so a quick job's remove cannot
+	// overtake its add.
+	a.announceIngress(st.Spec, false)
 }
 
 func (a *Agent) publishEvent(ns, name string, v any) {

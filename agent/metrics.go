@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/agent/workload"
 )
@@ -71,6 +73,11 @@ func (a *Agent) publishMetrics(ctx context.Context) {
 		if err != nil {
 			a.log.Debug("workload usage", "err", err)
 		}
+		// While the connection is down, samples would queue in the
+		// reconnect buffer beside the logs and events that matter, and
+		// arrive later in a stale burst: skip them (the CPU baselines
+		// still move on).
+		connected := a.boot.Status() == nats.CONNECTED
 		seen := map[string]bool{}
 		for _, st := range running {
 			m, ok := a.metricsOf(st, usage, prev)
@@ -78,6 +85,9 @@ func (a *Agent) publishMetrics(ctx context.Context) {
 				continue
 			}
 			seen[st.Spec.ID] = true
+			if !connected {
+				continue
+			}
 			b, _ := json.Marshal(m)
 			if err := a.boot.Publish(nexapi.MetricsSubject(st.Spec.Namespace, st.Spec.ID), b); err != nil {
 				a.log.Debug("metrics publish", "workload_id", st.Spec.ID, "err", err)
