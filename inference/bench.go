@@ -99,17 +99,26 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 			}
 		}
 	}
-	for _, e := range held {
+	// score runs onnx-go on a held-out sentence and holds it against the
+	// plain-Go pass of the same weights.
+	score := func(text string) ([3]float64, error) {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return [3]float64{}, err
 		}
-		p, err := c.scores(ctx, e.Text)
+		p, err := c.scores(ctx, text)
 		if err != nil {
-			return nil, err
+			return p, err
 		}
-		q := c.m.scoreGo(c.m.feat.featurize(e.Text))
+		q := c.m.scoreGo(c.m.feat.featurize(text))
 		for j := range p {
 			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
+		}
+		return p, nil
+	}
+	for _, e := range held {
+		p, err := score(e.Text)
+		if err != nil {
+			return nil, err
 		}
 		count(tm, e.Source, p[2] > p[0], e.Label, resultOf(p).Label == "neutral")
 		a := af.score(e.Text)
@@ -150,16 +159,9 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		return 1
 	}
 	for _, e := range rated {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		p, err := c.scores(ctx, e.Text)
+		p, err := score(e.Text)
 		if err != nil {
 			return nil, err
-		}
-		q := c.m.scoreGo(c.m.feat.featurize(e.Text))
-		for j := range p {
-			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
 		}
 		add(cm, e, argmax(p))
 		add(ca, e, sign(af.score(e.Text), 1))
