@@ -34,6 +34,22 @@ deb_for() {
 	ls -t "$root"/dist/nexfield_*_"$1".deb 2>/dev/null | head -1
 }
 
+# installed_root NAME makes $work (removed on exit unless KEEP is set) and
+# in it $r, a Debian root filesystem with the amd64 .deb installed.
+installed_root() {
+	local deb
+	deb="$(deb_for amd64)"
+	[ -n "$deb" ] || { echo "no dist/nexfield_*_amd64.deb: run make deb" >&2; exit 1; }
+	work="$(mktemp -d "/tmp/nexfield-$1.XXXXXX")"
+	trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+	r="$work/root"
+	mkdir -p "$r"
+	tar -C "$r" -xf "$("$root/packaging/rootfs.sh")"
+	chmod 0755 "$r"
+	cp "$deb" "$r/tmp/nexfield.deb"
+	chroot "$r" dpkg -i /tmp/nexfield.deb >/dev/null
+}
+
 # boot_probe NAME TIMEOUT boots the root filesystem $r under systemd-nspawn
 # (console in $work/console.log) until its probe unit powers it off, shows
 # what the probe wrote to $r/root/results and fails if it wrote nothing.

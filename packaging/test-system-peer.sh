@@ -21,16 +21,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need systemd-nspawn:systemd-container
 start=$(date +%s)
-deb="$(deb_for amd64)"
-[ -n "$deb" ] || { echo "no dist/nexfield_*_amd64.deb: run make deb" >&2; exit 1; }
-work="$(mktemp -d /tmp/nexfield-peer-system.XXXXXX)"
-trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-r="$work/root"
-mkdir -p "$r"
-tar -C "$r" -xf "$("$root/packaging/rootfs.sh")"
-chmod 0755 "$r"
-cp "$deb" "$r/tmp/nexfield.deb"
-chroot "$r" dpkg -i /tmp/nexfield.deb >/dev/null
+installed_root peer-system
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$r/etc/nexfield/link.key"
 echo >> "$r/etc/nexfield/link.key"
