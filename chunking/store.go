@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/nexfield/nexfield/internal/atomicfile"
 )
 
 // Counters is the link state that must survive a power cut: per peer, the
@@ -76,29 +77,8 @@ func (f FileStore) Save(c Counters) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(f.Path)
-	tmp, err := os.CreateTemp(dir, ".counters-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(f.Path, b, 0o600); err != nil {
 		return fmt.Errorf("chunking: counters: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("chunking: counters: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("chunking: counters: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("chunking: counters: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return fmt.Errorf("chunking: counters: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
