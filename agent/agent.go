@@ -24,6 +24,7 @@ import (
 	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/agent/workload"
 	"github.com/nexfield/nexfield/clock"
+	"github.com/nexfield/nexfield/internal/atomicfile"
 )
 
 // Errors.
@@ -780,50 +781,6 @@ func readDismissed(path string) map[string]bool {
 	return out
 }
 
-// writeJSONAtomic writes v to path so that a power cut leaves either the old
-// or the new file: temp file, fsync, rename, fsync of the directory.
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(path, b, 0o644)
-}
-
-// writeFileAtomic writes b to path with mode perm: temp file, fsync,
-// rename, fsync of the directory.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("agent: chmod %s: %w", path, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("agent: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("agent: sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("agent: close %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("agent: rename %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // xkeyFile holds the seed of the agent's curve key, so that public_xkey
 // (and what was sealed to it) survives agent restarts.
 const xkeyFile = "xkey.seed"
@@ -846,8 +803,8 @@ func loadXkey(path string) (nkeys.KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: xkey: %w", err)
 	}
-	if err := writeFileAtomic(path, seed, 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.WriteFile(path, seed, 0o600); err != nil {
+		return nil, fmt.Errorf("agent: xkey: %w", err)
 	}
 	return kp, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/agent/workload"
+	"github.com/nexfield/nexfield/internal/atomicfile"
 )
 
 // Timeouts of endpoint work, inside the node's own request timeouts.
@@ -224,7 +225,11 @@ func (a *Agent) dismiss(id string) {
 		}
 	}
 	slices.Sort(ids)
-	if err := writeJSONAtomic(filepath.Join(a.opts.StateDir, dismissedFile), ids); err != nil {
+	b, err := json.Marshal(ids)
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(a.opts.StateDir, dismissedFile), b, 0o644)
+	}
+	if err != nil {
 		a.log.Warn("record dismissed workloads", "err", err)
 	}
 }
