@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nexfield/nexfield/internal/atomicfile"
 )
 
 // Errors callers branch on. Fetch wraps one of them, a context error or an
@@ -72,8 +74,6 @@ type Store struct {
 	mu       sync.Mutex
 	inflight map[string]bool // temporary files being written, spared by GC
 }
-
-const tmpPrefix = ".pull-"
 
 // New opens (creating if needed) the cache in dir.
 func New(dir string, opts *Opts) (*Store, error) {
@@ -380,22 +380,19 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // checks it can run here, and renames it into place. On any failure the
 // temporary file is removed.
 func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, what string) (a Artifact, err error) {
-	f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	af, err := atomicfile.Create(s.dir)
 	if err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
 	}
-	tmp := f.Name()
+	f, tmp := af.File, filepath.Base(af.Name())
 	s.mu.Lock()
-	s.inflight[filepath.Base(tmp)] = true
+	s.inflight[tmp] = true
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.inflight, filepath.Base(tmp))
+		delete(s.inflight, tmp)
 		s.mu.Unlock()
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
+		af.Cleanup()
 	}()
 	fw, err := newFileWriter(f, size)
 	if err != nil {
@@ -435,17 +432,10 @@ func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, 
 	if err := f.Chmod(0o755); err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
 	}
-	if err := f.Sync(); err != nil {
-		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
-	}
-	if err := f.Close(); err != nil {
-		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
-	}
 	final := s.pathOf(got)
-	if err := os.Rename(tmp, final); err != nil {
+	if err := af.Commit(final); err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
 	}
-	syncDir(s.dir)
 	s.log.Debug("artifact written", "what", what, "size_bytes", n, "direct_io", fw.Direct())
 	return Artifact{Path: final, Digest: FormatDigest(got), Size: n}, nil
 }
@@ -486,13 +476,6 @@ func (ph *parallelHash) sum() []byte {
 	return <-ph.done
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
 // GC removes cache entries whose digest is not in inUse (digests in any
 // form ParseDigest accepts), and temporary files a crash left behind.
 func (s *Store) GC(inUse []string) error {
@@ -512,7 +495,7 @@ func (s *Store) GC(inUse []string) error {
 	for _, e := range ents {
 		n := e.Name()
 		switch {
-		case strings.HasPrefix(n, tmpPrefix) && !s.inflight[n]:
+		case atomicfile.IsTemp(n) && !s.inflight[n]:
 		case strings.HasPrefix(n, "sha256-") && !keep[n]:
 		default:
 			continue

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nexfield/nexfield/agent/artifact"
+	"github.com/nexfield/nexfield/internal/atomicfile"
 )
 
 func newStore(t testing.TB, o *artifact.Opts) (*artifact.Store, string) {
@@ -354,7 +355,12 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A crash mid-pull leaves a temporary file.
-	os.WriteFile(filepath.Join(dir, ".pull-123"), []byte("partial"), 0o600)
+	crashed, err := atomicfile.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed.WriteString("partial")
+	crashed.Close()
 	if err := s.GC([]string{a1.Digest}); err != nil {
 		t.Fatal(err)
 	}
