@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/nexfield/nexfield/internal/atomicfile"
 	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/radio/lora"
 	"github.com/nexfield/nexfield/radio/rylr"
@@ -119,10 +120,8 @@ func importBootConfig(c *firstbootConfig, log *slog.Logger) ([]string, error) {
 			report += "  - " + p + "\n"
 		}
 		_ = os.Remove(filepath.Join(c.bootDir, bootDoneName)) // an older import's note would mislead
-		if err := writeFileAtomic(filepath.Join(c.bootDir, bootErrorName), func(f *os.File) error {
-			_, err := io.WriteString(f, strings.ReplaceAll(report, "\n", "\r\n")) // read on Windows laptops too
-			return err
-		}); err != nil {
+		// \r\n: read on Windows laptops too.
+		if err := atomicfile.WriteFile(filepath.Join(c.bootDir, bootErrorName), []byte(strings.ReplaceAll(report, "\n", "\r\n")), 0o644); err != nil {
 			log.Error("cannot write the error report to the boot partition", "err", err)
 		}
 		return nil, fmt.Errorf("firstboot: %d problem(s) in %s; nothing imported", len(problems), src)
@@ -160,13 +159,12 @@ func importBootConfig(c *firstbootConfig, log *slog.Logger) ([]string, error) {
 	}
 	_ = os.Remove(filepath.Join(c.bootDir, bootErrorName))
 	note := fmt.Sprintf("nexfield firstboot imported %s at %s into %s.\r\n", bootConfigName, time.Now().UTC().Format(time.RFC3339), c.etcDir)
-	if err := writeFileAtomic(filepath.Join(c.bootDir, bootDoneName), func(f *os.File) error {
-		_, err := io.WriteString(f, note)
-		return err
-	}); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.bootDir, bootDoneName), []byte(note), 0o644); err != nil {
 		log.Warn("cannot leave a note on the boot partition", "err", err)
 	}
-	syncDir(c.bootDir)
+	if err := atomicfile.SyncDir(c.bootDir); err != nil {
+		log.Warn("boot partition not synced: a power cut now may undo the removal of the imported files", "err", err)
+	}
 	return done, nil
 }
 
@@ -437,11 +435,11 @@ func installFile(path string, data []byte, mode os.FileMode, uid, gid int) error
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("firstboot: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	tmp, err := atomicfile.Create(filepath.Dir(path))
 	if err != nil {
 		return fmt.Errorf("firstboot: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Cleanup()
 	err = tmp.Chmod(mode)
 	if err == nil && (uid != os.Getuid() || gid != os.Getgid()) {
 		err = tmp.Chown(uid, gid)
@@ -449,20 +447,12 @@ func installFile(path string, data []byte, mode os.FileMode, uid, gid int) error
 	if err == nil {
 		_, err = tmp.Write(data)
 	}
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if err != nil {
-		tmp.Close()
 		return fmt.Errorf("firstboot: %s: %w", path, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("firstboot: %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := tmp.Commit(path); err != nil {
 		return fmt.Errorf("firstboot: %w", err)
 	}
-	syncDir(filepath.Dir(path))
 	return nil
 }
 
@@ -487,13 +477,6 @@ func shredRemove(path string) error {
 		return err
 	}
 	return os.Remove(path)
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
 
 // runNotifySelftest is a stand-in daemon for checking the units under a real

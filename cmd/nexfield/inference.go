@@ -8,11 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode"
 
 	"github.com/nexfield/nexfield/inference"
+	"github.com/nexfield/nexfield/internal/atomicfile"
 	"github.com/nexfield/nexfield/internal/cliconf"
 )
 
@@ -128,11 +128,7 @@ func runTrain(ctx context.Context, e env, args []string) error {
 	if *out == "" {
 		return nil
 	}
-	err = writeFileAtomic(*out, func(f *os.File) error {
-		_, err := f.Write(tr.Model)
-		return err
-	})
-	if err != nil {
+	if err := atomicfile.WriteFile(*out, tr.Model, 0o644); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	return nil

@@ -1,15 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/nexfield/nexfield/chunking/chunkbench"
+	"github.com/nexfield/nexfield/internal/atomicfile"
 	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/linkbench"
 	"github.com/nexfield/nexfield/radio/lora"
@@ -98,7 +98,11 @@ func runBenchRadio(ctx context.Context, e env, args []string) error {
 	}
 	if c.plot != "" {
 		title := fmt.Sprintf("Link goodput vs frame loss, %v, %d runs per point", g.Params, g.Runs)
-		if err := writeFileAtomic(c.plot, func(f *os.File) error { return linkbench.WriteSVG(f, title, cells) }); err != nil {
+		var svg bytes.Buffer
+		if err := linkbench.WriteSVG(&svg, title, cells); err != nil {
+			return fmt.Errorf("bench radio: plot: %w", err)
+		}
+		if err := atomicfile.WriteFile(c.plot, svg.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("bench radio: plot: %w", err)
 		}
 	}
@@ -183,29 +187,4 @@ func parseFloats(s string) ([]float64, error) {
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// writeFileAtomic writes path through a temporary file in the same
-// directory, synced and renamed, so a reader never sees half a plot.
-func writeFileAtomic(path string, write func(*os.File) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
