@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nexfield/nexfield/internal/atomicfile"
 )
 
 // record is what the state dir holds per workload, in <id>.json (0600: it
@@ -26,35 +28,14 @@ func (s *Supervisor) outPaths(id string) [2]string {
 	return [2]string{filepath.Join(s.dir, id+".stdout"), filepath.Join(s.dir, id+".stderr")}
 }
 
-// writeRecord replaces a record atomically: temp file, fsync, rename,
-// fsync of the directory.
+// writeRecord replaces a record atomically and durably.
 func (s *Supervisor) writeRecord(r record) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("workload: record %s: %w", r.Spec.ID, err)
 	}
-	f, err := os.CreateTemp(s.dir, ".rec-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(s.recordPath(r.Spec.ID), b, 0o600); err != nil {
 		return fmt.Errorf("workload: record %s: %w", r.Spec.ID, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.recordPath(r.Spec.ID))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("workload: record %s: %w", r.Spec.ID, err)
-	}
-	if d, err := os.Open(s.dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
@@ -76,7 +57,7 @@ func (s *Supervisor) readRecords() ([]record, error) {
 	var out []record
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, ".rec-") {
+		if atomicfile.IsTemp(n) {
 			os.Remove(filepath.Join(s.dir, n))
 			continue
 		}
