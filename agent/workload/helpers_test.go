@@ -3,6 +3,7 @@ package workload_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,11 +139,18 @@ func newRig(t testing.TB) *rig {
 // restarted agent) and closes it with the test.
 func (r *rig) supervisor() *workload.Supervisor {
 	r.t.Helper()
+	return r.supervisorOn(filepath.Join(r.dir, "workloads"), nil)
+}
+
+// supervisorOn is supervisor with another state dir and a logger.
+func (r *rig) supervisorOn(stateDir string, log *slog.Logger) *workload.Supervisor {
+	r.t.Helper()
 	r.ev = &recorder{}
 	sup, err := workload.New(&workload.Opts{
-		StateDir:    filepath.Join(r.dir, "workloads"),
+		StateDir:    stateDir,
 		Artifacts:   r.store,
 		Events:      r.ev,
+		Logger:      log,
 		StopGrace:   300 * time.Millisecond,
 		SecretsFile: r.secrets,
 	})

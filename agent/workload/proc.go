@@ -60,6 +60,14 @@ func (p *proc) pump(f *os.File, emit func([]byte)) {
 	}
 }
 
+// kill ends a process this supervisor has just started, with its whole
+// group, and reaps it: for a start refused after the spawn.
+func (p *proc) kill() {
+	signalGroup(p.pid, syscall.SIGKILL)
+	p.waiter.wait()
+	p.release(0)
+}
+
 // release stops the log pumps. drain: wait up to that long for what is
 // still in the pipes to be read first (the pipes never report EOF: this
 // side holds them open read-write).

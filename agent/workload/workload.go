@@ -350,7 +350,7 @@ func (s *Supervisor) launch(ctx context.Context, w *wl) (Status, error) {
 	default:
 	}
 	if err := s.save(w); err != nil {
-		return Status{}, err
+		return Status{}, unrecorded(w.st.Spec.ID, err)
 	}
 	// Add only while open: Close may be waiting on wg.
 	s.mu.Lock()
@@ -366,7 +366,11 @@ func (s *Supervisor) launch(ctx context.Context, w *wl) (Status, error) {
 			return Status{}, err
 		}
 		st := s.setState(w, func(st *Status) { st.State, st.StartedAt = Warm, s.clk.Now() })
-		s.save(w)
+		if err := s.save(w); err != nil {
+			w.fn.shutdown()
+			s.wg.Done()
+			return Status{}, unrecorded(st.Spec.ID, err)
+		}
 		s.events.Started(st)
 		go s.superviseFunction(w)
 		return st, nil
@@ -507,7 +511,14 @@ func (s *Supervisor) spawn(w *wl, restart bool) (*proc, error) {
 		w.pid = p.start
 	})
 	if err := s.save(w); err != nil {
-		s.log.Warn("workload record", "workload_id", spec.ID, "err", err)
+		if !restart {
+			// A process no record shows would, after an agent restart,
+			// run unsupervised (a service would even run twice): refuse
+			// it while the caller can still hear why.
+			p.kill()
+			return nil, unrecorded(spec.ID, err)
+		}
+		s.unsaved(w, err)
 	}
 	s.log.Info("workload process started", "workload_id", spec.ID, "pid", p.pid)
 	return p, nil
@@ -532,6 +543,26 @@ func (s *Supervisor) save(w *wl) error {
 	r := record{Status: w.st, PIDStart: w.pid, BootID: s.boot, Digest: w.digest, Path: w.path, UpdatedAt: s.clk.Now()}
 	s.mu.Unlock()
 	return s.writeRecord(r)
+}
+
+// saveOrLog writes w's record where no caller is left to act on a failure
+// (a supervising goroutine): the workload goes on, and the failure is
+// logged as an error, since an agent restart or a power cut would find the
+// state recorded before.
+func (s *Supervisor) saveOrLog(w *wl) {
+	if err := s.save(w); err != nil {
+		s.unsaved(w, err)
+	}
+}
+
+func (s *Supervisor) unsaved(w *wl, err error) {
+	st := s.status(w)
+	s.log.Error("workload record not saved: an agent restart would find its previous state", "workload_id", st.Spec.ID, "state", string(st.State), "pid", st.PID, "err", err)
+}
+
+// unrecorded is why Start refuses a workload whose record cannot be saved.
+func unrecorded(id string, err error) error {
+	return fmt.Errorf("workload: %s: not started: its record cannot be saved, so an agent restart or a power cut would lose it (is the state dir full or read-only?): %w", id, err)
 }
 
 // superviseProcess watches a service's or job's process until the workload
@@ -601,7 +632,7 @@ func (s *Supervisor) restart(w *wl, pol RestartPolicy, code int, why string, wai
 			}
 			d := pol.backoff(w.fails)
 			s.setState(w, func(st *Status) { st.State, st.PID, st.ExitCode, st.Err = Backoff, 0, code, why })
-			s.save(w)
+			s.saveOrLog(w)
 			s.log.Info("workload restarting", "workload_id", spec.ID, "exit_code", code, "backoff_ms", d.Milliseconds(), "streak", w.fails)
 			t := s.clk.NewTimer(d)
 			select {
@@ -640,7 +671,7 @@ func (s *Supervisor) terminate(w *wl, p *proc, exited chan bool) int {
 	s.setState(w, func(st *Status) { st.State = Stopping })
 	// Recorded, so that an agent that dies now finishes the stop when it
 	// comes back instead of adopting the process as running.
-	s.save(w)
+	s.saveOrLog(w)
 	if err := signalGroup(p.pid, syscall.SIGTERM); err != nil {
 		s.log.Warn("workload sigterm", "workload_id", w.st.Spec.ID, "pid", p.pid, "err", err)
 	}
@@ -664,9 +695,7 @@ func (s *Supervisor) terminate(w *wl, p *proc, exited chan bool) int {
 // finish records a final state and reports it.
 func (s *Supervisor) finish(w *wl, state State, code int, why string) {
 	st := s.setState(w, func(st *Status) { st.State, st.PID, st.ExitCode, st.Err = state, 0, code, why })
-	if err := s.save(w); err != nil {
-		s.log.Warn("workload record", "workload_id", st.Spec.ID, "err", err)
-	}
+	s.saveOrLog(w)
 	for _, p := range s.outPaths(st.Spec.ID) {
 		os.Remove(p)
 	}
