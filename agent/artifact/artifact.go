@@ -379,7 +379,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // be nil: then whatever arrives is accepted, keyed by its own digest),
 // checks it can run here, and renames it into place. On any failure the
 // temporary file is removed.
-func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, what string) (a Artifact, err error) {
+func (s *Store) write(ctx context.Context, r io.Reader, sum []byte, size int64, what string) (Artifact, error) {
 	af, err := atomicfile.Create(s.dir)
 	if err != nil {
 		return Artifact{}, fmt.Errorf("artifact: %s: cache: %w", what, err)
