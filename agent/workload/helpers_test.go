@@ -3,6 +3,7 @@ package workload_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +115,7 @@ type rig struct {
 	ev      *recorder
 	sup     *workload.Supervisor
 	secrets string
+	logger  *slog.Logger // for the next supervisor; nil: discard
 }
 
 func newRig(t testing.TB) *rig {
@@ -145,6 +147,7 @@ func (r *rig) supervisor() *workload.Supervisor {
 		Events:      r.ev,
 		StopGrace:   300 * time.Millisecond,
 		SecretsFile: r.secrets,
+		Logger:      r.logger,
 	})
 	if err != nil {
 		r.t.Fatal(err)

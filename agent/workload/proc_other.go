@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Off Linux there are no pidfds, /proc start times or boot ids, so the
@@ -37,3 +38,7 @@ func anyPending(fs []*os.File) bool { return false }
 
 // GroupsUsage needs /proc.
 func GroupsUsage(pgids ...int) (map[int]Usage, error) { return nil, errPlatform }
+
+func outputHolder(outs [2]string) (int, uint64, bool) { return 0, 0, false }
+
+func startTime(ticks uint64) time.Time { return time.Time{} }
