@@ -116,6 +116,7 @@ type rig struct {
 	sup     *workload.Supervisor
 	secrets string
 	logger  *slog.Logger // for the next supervisor; nil: discard
+	backlog int64        // Opts.OutputBacklog of the next supervisor
 }
 
 func newRig(t testing.TB) *rig {
@@ -142,12 +143,13 @@ func (r *rig) supervisor() *workload.Supervisor {
 	r.t.Helper()
 	r.ev = &recorder{}
 	sup, err := workload.New(&workload.Opts{
-		StateDir:    filepath.Join(r.dir, "workloads"),
-		Artifacts:   r.store,
-		Events:      r.ev,
-		StopGrace:   300 * time.Millisecond,
-		SecretsFile: r.secrets,
-		Logger:      r.logger,
+		StateDir:      filepath.Join(r.dir, "workloads"),
+		Artifacts:     r.store,
+		Events:        r.ev,
+		StopGrace:     300 * time.Millisecond,
+		SecretsFile:   r.secrets,
+		Logger:        r.logger,
+		OutputBacklog: r.backlog,
 	})
 	if err != nil {
 		r.t.Fatal(err)
