@@ -148,6 +148,7 @@ type Agent struct {
 	// boot is the bootstrap connection, alive for the whole Run; logs and
 	// events go out on it so they flow between registrations too.
 	boot *nats.Conn
+	logs *logQueue // workload output on its way out on boot
 
 	lameduck atomic.Bool
 	// sawNodeHB is set by the first node heartbeat received: only then is
@@ -245,7 +246,7 @@ func New(opts *Opts) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: xkey: %w", err)
 	}
-	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkp: xkp, xkey: xpub, ready: make(chan struct{})}
+	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkp: xkp, xkey: xpub, ready: make(chan struct{}), logs: newLogQueue()}
 	a.start = a.clk.Now()
 	a.store, err = artifact.New(filepath.Join(o.StateDir, "artifacts"), &artifact.Opts{Logger: log.With("component", "artifact")})
 	if err != nil {
@@ -365,6 +366,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logsQuit, logsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		a.runLogs(logsQuit)
+	}()
 	restored, err := a.sup.Restore(ctx)
 	if err != nil {
 		a.log.Warn("restore workloads", "err", err)
@@ -386,6 +392,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("close supervisor", "err", err)
 		}
 		cancel()
+		close(logsQuit)
+		<-logsDone
 		// Flush, not Drain: Drain closes in the background and the process
 		// may exit first, losing the last events.
 		_ = a.boot.FlushTimeout(time.Second)
