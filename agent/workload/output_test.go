@@ -62,7 +62,8 @@ func chattyAway(t *testing.T, r *rig, lines int) (seen []int, count string) {
 // The output file does not keep on disk what has been delivered.
 func TestOutputNeverStalls(t *testing.T) {
 	r := newRig(t)
-	seen, count := chattyAway(t, r, 512) // 512 KiB: eight pipes, half the backlog
+	r.backlog = 64 << 20                 // however long the restore takes on a busy machine, nothing is skipped
+	seen, count := chattyAway(t, r, 512) // 512 KiB: eight pipes' worth
 
 	r.sup = r.supervisor()
 	if _, err := r.sup.Restore(context.Background()); err != nil {
@@ -97,14 +98,16 @@ func TestOutputBacklog(t *testing.T) {
 	logs := &syncBuffer{}
 	r.logger = slog.New(slog.NewTextHandler(logs, nil))
 	r.sup = r.supervisor()
+	// The counter trails the output by up to ten lines.
+	lo := counter(count) - 64
 	if _, err := r.sup.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	back := counter(count)
 	eventually(t, 20*time.Second, "output delivered", func() bool { return len(r.ev.lines("chatty", "stdout")) > 0 })
+	hi := counter(count) + 10
 	got := lineNumbers(r.ev.lines("chatty", "stdout"), 1024)
-	if got[0] < back-64 || got[0] > back+1 {
-		t.Errorf("first line delivered %d, want within the last 64 written before %d", got[0], back)
+	if got[0] < lo || got[0] > hi {
+		t.Errorf("first line delivered %d, want one of the last 64 written at the restore, %d to %d", got[0], lo, hi)
 	}
 	if !strings.Contains(logs.String(), "skipped_bytes=") {
 		t.Errorf("skipped output not logged:\n%s", logs)
