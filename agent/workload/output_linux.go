@@ -22,7 +22,7 @@ import (
 // While no agent runs, the files grow at the rate the workload writes; the
 // next reader delivers at most Opts.OutputBacklog of it (the newest) and
 // skips the rest. A filesystem that cannot punch holes gets named pipes
-// instead, as before: writers then block once 64 KiB are unread.
+// instead: writers then block once 64 KiB are unread.
 
 const (
 	// tailChunk is what one read of an output file takes; stdout and
