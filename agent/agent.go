@@ -149,6 +149,7 @@ type Agent struct {
 	// boot is the bootstrap connection, alive for the whole Run; logs and
 	// events go out on it so they flow between registrations too.
 	boot *nats.Conn
+	logs *logQueue // workload output on its way out on boot
 
 	lameduck atomic.Bool
 	// sawNodeHB is set by the first node heartbeat received: only then is
@@ -162,8 +163,11 @@ type Agent struct {
 	sess      *session        // current registration, nil between registrations
 	dismissed map[string]bool // finished workloads an operator stopped
 	lastError string
-	running   atomic.Bool
-	handlers  sync.WaitGroup
+	// savedReg is registrationFile as last read or written (Run's
+	// goroutine only).
+	savedReg []byte
+	running  atomic.Bool
+	handlers sync.WaitGroup
 }
 
 // New validates opts and prepares the artifact cache and the workload
@@ -243,7 +247,7 @@ func New(opts *Opts) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: xkey: %w", err)
 	}
-	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkp: xkp, xkey: xpub, ready: make(chan struct{})}
+	a := &Agent{opts: o, log: log, clk: clock.Or(o.Clock), schema: schema, xkp: xkp, xkey: xpub, ready: make(chan struct{}), logs: newLogQueue()}
 	a.start = a.clk.Now()
 	a.store, err = artifact.New(filepath.Join(o.StateDir, "artifacts"), &artifact.Opts{Logger: log.With("component", "artifact")})
 	if err != nil {
@@ -363,6 +367,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logsQuit, logsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		a.runLogs(logsQuit)
+	}()
 	restored, err := a.sup.Restore(ctx)
 	if err != nil {
 		a.log.Warn("restore workloads", "err", err)
@@ -384,6 +393,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("close supervisor", "err", err)
 		}
 		cancel()
+		close(logsQuit)
+		<-logsDone
 		// Flush, not Drain: Drain closes in the background and the process
 		// may exit first, losing the last events.
 		_ = a.boot.FlushTimeout(time.Second)
@@ -391,8 +402,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("agent stopped; workloads keep running", "workloads", a.activeCount())
 	}()
 	backoff := a.opts.RetryBackoff
+	// The registration of the previous run, if any, is taken over rather
+	// than replaced: the node still sends deploys to it for 10-15 s.
+	prev, resumable := a.loadRegistration()
 	for ctx.Err() == nil {
-		s, err := a.register(ctx)
+		var s *session
+		var err error
+		if resumable {
+			s, err = a.resume(ctx, prev)
+			if errors.Is(err, errNotResumable) {
+				a.log.Info("previous registration not taken over; registering afresh", "agent_id", prev.AgentID, "node_id", prev.NodeID, "reason", err)
+				resumable = false
+				s, err = a.register(ctx)
+			}
+		} else {
+			s, err = a.register(ctx)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -405,6 +430,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			backoff = min(backoff*2, 30*time.Second)
 			continue
 		}
+		// A registration lost later was lost for a reason (the node forgot
+		// it): the next one is fresh.
+		resumable = false
 		backoff = a.opts.RetryBackoff
 		reason := a.serve(ctx, s)
 		a.endSession(s)
@@ -476,11 +504,66 @@ func (a *Agent) register(ctx context.Context) (*session, error) {
 	if rr.RegistrationCreds != nil {
 		regCreds = *rr.RegistrationCreds
 	}
-	regNC, shared, err := a.dialWith(ctx, regCreds, "nexfield register "+rr.AssignedAgentID, false)
+	return a.registerAs(ctx, rr.RespondTo, rr.AssignedAgentID, regCreds, nil)
+}
+
+// registerAs sends REGISTER for agentID to nodeID and brings up the
+// endpoints. held is the connection data of a registration this agent
+// already had under agentID (nil for a new one): a node that still holds
+// the id refuses the duplicate with 500 "failed to update registration"
+// (docs/nex-protocol.md §2.2), which confirms that it is still ours, and
+// the session goes on with held and no existing_state.
+func (a *Agent) registerAs(ctx context.Context, nodeID, agentID string, regCreds nexapi.NatsConnectionData, held *nexapi.NatsConnectionData) (*session, error) {
+	regNC, shared, err := a.dialWith(ctx, regCreds, "nexfield register "+agentID, false)
 	if err != nil {
 		return nil, err
 	}
-	req := nexapi.RegisterAgentRequest{
+	req := a.registerRequest()
+	body, _ := json.Marshal(req)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	m, err := regNC.RequestWithContext(rctx, nexapi.RegisterSubject(nodeID, agentID), body)
+	cancel()
+	if !shared {
+		regNC.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: register: %w", err)
+	}
+	var resp nexapi.RegisterAgentResponse
+	if held != nil && m.Header.Get(micro.ErrorCodeHeader) == "500" && m.Header.Get(micro.ErrorHeader) == nexapi.ErrTextRegistrationExists {
+		resp = nexapi.RegisterAgentResponse{ConnectionData: *held, NodeID: nodeID, Success: true}
+	} else {
+		if err := replyErr(m); err != nil {
+			return nil, fmt.Errorf("agent: register refused: %w", err)
+		}
+		if err := json.Unmarshal(m.Data, &resp); err != nil {
+			return nil, fmt.Errorf("agent: register reply: %w", err)
+		}
+		if !resp.Success {
+			return nil, fmt.Errorf("agent: register refused: %s", resp.Message)
+		}
+	}
+	if resp.NodeID != "" && resp.NodeID != nodeID {
+		a.log.Warn("node id of register reply differs", "respond_to", nodeID, "node_id", resp.NodeID)
+	}
+	nc, shared, err := a.dialWith(ctx, resp.ConnectionData, "nexfield agent "+agentID, true)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{agentID: agentID, nodeID: nodeID, nc: nc, shared: shared, lost: make(chan string, 1), existing: resp.ExistingState}
+	if err := a.addService(s); err != nil {
+		if !shared {
+			nc.Close()
+		}
+		return nil, err
+	}
+	a.saveRegistration(savedRegistration{Nexus: a.opts.Nexus, NodeID: nodeID, AgentID: agentID, Request: req,
+		RegistrationCreds: regCreds, ConnectionData: resp.ConnectionData})
+	return s, nil
+}
+
+func (a *Agent) registerRequest() nexapi.RegisterAgentRequest {
+	return nexapi.RegisterAgentRequest{
 		Description:         a.opts.Description,
 		MaxWorkloads:        0,
 		Name:                a.opts.Name,
@@ -490,42 +573,6 @@ func (a *Agent) register(ctx context.Context) (*session, error) {
 		SupportedLifecycles: []string{nexapi.LifecycleService, nexapi.LifecycleJob, nexapi.LifecycleFunction},
 		Version:             a.opts.Version,
 	}
-	body, _ = json.Marshal(req)
-	rctx, cancel = context.WithTimeout(ctx, time.Minute)
-	m, err = regNC.RequestWithContext(rctx, nexapi.RegisterSubject(rr.RespondTo, rr.AssignedAgentID), body)
-	cancel()
-	if !shared {
-		regNC.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("agent: register: %w", err)
-	}
-	if err := replyErr(m); err != nil {
-		return nil, fmt.Errorf("agent: register refused: %w", err)
-	}
-	var resp nexapi.RegisterAgentResponse
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return nil, fmt.Errorf("agent: register reply: %w", err)
-	}
-	if !resp.Success {
-		return nil, fmt.Errorf("agent: register refused: %s", resp.Message)
-	}
-	nodeID := rr.RespondTo
-	if resp.NodeID != "" && resp.NodeID != nodeID {
-		a.log.Warn("node id of register reply differs", "respond_to", nodeID, "node_id", resp.NodeID)
-	}
-	nc, shared, err := a.dialWith(ctx, resp.ConnectionData, "nexfield agent "+rr.AssignedAgentID, true)
-	if err != nil {
-		return nil, err
-	}
-	s := &session{agentID: rr.AssignedAgentID, nodeID: nodeID, nc: nc, shared: shared, lost: make(chan string, 1), existing: resp.ExistingState}
-	if err := a.addService(s); err != nil {
-		if !shared {
-			nc.Close()
-		}
-		return nil, err
-	}
-	return s, nil
 }
 
 func replyErr(m *nats.Msg) error {

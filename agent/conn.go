@@ -71,7 +71,9 @@ func (a *Agent) baseOptions(name string) []nats.Option {
 // RetryOnFailedConnect lets the agent start before the network is up.
 func (a *Agent) dialBootstrap() (*nats.Conn, error) {
 	opts := a.baseOptions("nexfield agent " + a.opts.Name)
-	opts = append(opts, nats.RetryOnFailedConnect(true))
+	// Output that waited for the connection goes out as soon as it is up.
+	kick := func(*nats.Conn) { a.logs.kick() }
+	opts = append(opts, nats.RetryOnFailedConnect(true), nats.ConnectHandler(kick), nats.ReconnectHandler(kick))
 	if a.opts.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(a.opts.CredsFile))
 	}

@@ -15,15 +15,10 @@ type events Agent
 
 var _ workload.Events = (*events)(nil)
 
-// Log publishes one write of a workload's stdout or stderr as is.
+// Log queues one line of a workload's stdout or stderr for publishing as
+// is; it never waits for NATS (see logQueue).
 func (e *events) Log(namespace, workloadID, stream string, line []byte) {
-	a := (*Agent)(e)
-	if a.boot == nil {
-		return
-	}
-	if err := a.boot.Publish(nexapi.LogSubject(namespace, workloadID, stream), line); err != nil {
-		a.log.Debug("log publish", "workload_id", workloadID, "err", err)
-	}
+	(*Agent)(e).logs.push(namespace, workloadID, stream, line)
 }
 
 // Started publishes WORKLOADSTARTED on the workload's namespace.

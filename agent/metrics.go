@@ -40,6 +40,10 @@ type WorkloadMetrics struct {
 	Triggers       int64   `json:"triggers,omitempty"`
 	TriggerErrors  int64   `json:"trigger_errors,omitempty"`
 	TriggerSeconds float64 `json:"trigger_seconds,omitempty"` // wall-clock time of the runs
+
+	// LogLinesDropped counts output lines dropped since the agent started
+	// because NATS was unreachable for longer than the agent's buffer lasts.
+	LogLinesDropped int64 `json:"log_lines_dropped,omitempty"`
 }
 
 // cpuSample is the previous reading of one workload, for CPUPercent.
@@ -117,6 +121,8 @@ func (a *Agent) metricsOf(st workload.Status, usage map[int]workload.Usage, prev
 		Triggers:       st.Triggers,
 		TriggerErrors:  st.TriggerErrors,
 		TriggerSeconds: st.TriggerTime.Seconds(),
+
+		LogLinesDropped: a.logs.droppedTotal(st.Spec.ID),
 	}
 	if !st.StartedAt.IsZero() {
 		m.UptimeSeconds = now.Sub(st.StartedAt).Seconds()

@@ -363,3 +363,66 @@ func TestStartsBeforeNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeployRightAfterRestart: the agent goes away without lameduck (a
+// crash, a power cut of the Pi, systemctl restart), so to the node its
+// registration is still healthy for 10-15 s and deploys go to it. The
+// agent that comes back on the same state dir takes that registration over,
+// so a deploy at once is answered; it registers afresh when the node no
+// longer has it, or when its own registration settings changed.
+func TestDeployRightAfterRestart(t *testing.T) {
+	job := deployReq("early", "job", agent.StartRequest{URI: "file://" + workloadBin, Argv: []string{"echo", "started right after the restart"}})
+	for _, tc := range []struct {
+		name string
+		// between runs, with the agent down
+		change   func(t *testing.T, r *rig)
+		sameID   bool
+		deployOK bool
+	}{
+		{name: "node still holds it", change: func(*testing.T, *rig) {}, sameID: true, deployOK: true},
+		{name: "node replaced", change: func(t *testing.T, r *rig) {
+			// Another node (new identity) on the same server: the old id's
+			// REGISTER has no responders.
+			r.node.Stop()
+			node, err := nodesim.New(natstest.Connect(t, r.srv), &nodesim.Opts{HeartbeatInterval: time.Hour, RequestTimeout: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := node.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { node.Stop() })
+			r.node = node
+		}, deployOK: true},
+		{name: "name changed", change: func(_ *testing.T, r *rig) { r.opts.Name = "pi-renamed" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOpts{})
+			logs := r.subscribe("$NEX.FEED.default.logs.>")
+			old := r.agent.AgentID()
+			r.stopAgent()
+			tc.change(t, r)
+			r.startAgent()
+			if tc.deployOK {
+				// Still inside the window in which the old registration is
+				// healthy to the node (more than 10 s since its last
+				// heartbeat would not prove anything).
+				for _, a := range r.node.Agents() {
+					if a.ID == old && a.Health != nodesim.HealthHealthy {
+						t.Fatalf("old registration %s already %s: the restart took too long to test the window", old, a.Health)
+					}
+				}
+				if _, err := r.node.Deploy(context.Background(), "nexfield", job); err != nil {
+					t.Fatalf("deploy right after the restart: %v", err)
+				}
+				nextMatching(t, logs, "started right after the restart", 10*time.Second)
+				if n := len(r.node.Agents()); n != 1 {
+					t.Errorf("node lists %d registrations, want 1", n)
+				}
+			}
+			if got := r.agent.AgentID(); (got == old) != tc.sameID {
+				t.Errorf("agent id after the restart %s, before %s; want the same: %v", got, old, tc.sameID)
+			}
+		})
+	}
+}

@@ -42,6 +42,20 @@ const (
 	ErrTextNamespaceNotFound = "namespace not found"
 )
 
+// Node error descriptions (Nats-Service-Error) that callers branch on. For
+// 5xx codes the node replaces the body's text with ErrTextInternal but keeps
+// these descriptions (handlerError in the node's handlers.go).
+const (
+	// ErrTextInternal is the body text of every 5xx node error.
+	ErrTextInternal = "internal server error"
+	// ErrTextRegistrationExists answers REGISTER of an agent id the node
+	// already holds (code 500).
+	ErrTextRegistrationExists = "failed to update registration"
+	// ErrTextStartNotDelivered answers ADEPLOY when the chosen agent did not
+	// answer STARTWORKLOAD (code 500): no responders, or its 1 min timeout.
+	ErrTextStartNotDelivered = "failed to publish start workload request"
+)
+
 // Headers set on agent replies and function trigger replies.
 const (
 	HeaderAgentID    = "agentId"

@@ -134,10 +134,9 @@ func (n *Node) handleAuctionDeploy(r micro.Request) {
 		return
 	}
 	id := nuid.Next()
-	body, _ := json.Marshal(nexapi.AgentStartWorkloadRequest{Request: req, WorkloadCreds: n.mint("workload", id)})
-	m, err := n.nc.Request(nexapi.StartWorkloadSubject(n.id, reg.ID, id), body, time.Minute)
+	m, err := n.requestStart(context.Background(), reg.ID, id, req)
 	if err != nil {
-		nodeError(r, 500, "failed to publish start workload request")
+		newNodeError(500, nexapi.ErrTextStartNotDelivered, err).reply(r)
 		return
 	}
 	_ = r.Respond(m.Data, micro.WithHeaders(micro.Headers(m.Header)))

@@ -30,6 +30,8 @@ var (
 	ErrAgent = errors.New("nodesim: agent error")
 	// ErrNotRunning: the node is stopped.
 	ErrNotRunning = errors.New("nodesim: node not running")
+	// ErrNode wraps an error reply of the node itself (*NodeError).
+	ErrNode = errors.New("nodesim: node error")
 )
 
 // Health of a registration, as the node reports it in node info.
@@ -303,15 +305,44 @@ func (n *Node) mint(purpose, id string) nexapi.NatsConnectionData {
 	return nexapi.NatsConnectionData{NatsServers: slices.Clone(servers)}
 }
 
-func nodeError(req micro.Request, code int, text string) {
-	body, _ := json.Marshal(nexapi.NodeError{ErrorID: nuid.Next(), Error: text})
-	desc := text
-	if code >= 500 {
-		// The node hides 5xx texts behind the error id.
-		body, _ = json.Marshal(nexapi.NodeError{ErrorID: nuid.Next(), Error: "internal server error"})
-	}
-	_ = req.Error(fmt.Sprint(code), desc, body)
+// NodeError is an error reply of the node itself: Code (HTTP-like),
+// Description (the Nats-Service-Error header) and Body. For 5xx codes the
+// body says only nexapi.ErrTextInternal, as the node's, which logs the
+// cause (Err) under the error id.
+type NodeError struct {
+	Code        int
+	Description string
+	Body        nexapi.NodeError
+	Err         error
 }
+
+func newNodeError(code int, text string, cause error) *NodeError {
+	body := nexapi.NodeError{ErrorID: nuid.Next(), Error: text}
+	if code >= 500 {
+		body.Error = nexapi.ErrTextInternal
+	}
+	return &NodeError{Code: code, Description: text, Body: body, Err: cause}
+}
+
+func (e *NodeError) Error() string {
+	s := fmt.Sprintf("nodesim: node error %d: %s", e.Code, e.Description)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrNode) true.
+func (e *NodeError) Is(target error) bool { return target == ErrNode }
+
+func (e *NodeError) Unwrap() error { return e.Err }
+
+func (e *NodeError) reply(req micro.Request) {
+	body, _ := json.Marshal(e.Body)
+	_ = req.Error(fmt.Sprint(e.Code), e.Description, body)
+}
+
+func nodeError(req micro.Request, code int, text string) { newNodeError(code, text, nil).reply(req) }
 
 func (n *Node) handleRemoteRegister(req micro.Request) {
 	var body map[string]any
@@ -343,7 +374,7 @@ func (n *Node) handleRegister(req micro.Request) {
 	n.mu.Lock()
 	if _, dup := n.regs[agentID]; dup {
 		n.mu.Unlock()
-		nodeError(req, 500, "failed to update registration")
+		nodeError(req, 500, nexapi.ErrTextRegistrationExists)
 		return
 	}
 	n.regs[agentID] = &registration{Agent: Agent{ID: agentID, Register: r, Health: HealthUnknown}, schema: schema}
@@ -417,13 +448,21 @@ func healthOf(state string) string {
 	return HealthUnknown
 }
 
-// health applies the node's ageing: >10s without heartbeat is degraded,
-// >30s offline.
+// healthTick is the period of the node's health monitor.
+const healthTick = 5 * time.Second
+
+// health applies the node's ageing as the node does it
+// (internal/agent_registration.go at e828c58): a heartbeat sets the health
+// from its state at once, and only a monitor that ticks every 5 s from the
+// node's start marks a registration degraded (last heartbeat > 10 s old)
+// or offline (> 30 s). A registration whose agent died therefore stays
+// healthy for 10-15 s after its last heartbeat, and deploys go to it.
 func (n *Node) health(r *registration, now time.Time) string {
 	if r.Heartbeats == 0 {
 		return HealthUnknown
 	}
-	age := now.Sub(r.LastHeartbeat)
+	tick := n.start.Add(now.Sub(n.start).Truncate(healthTick))
+	age := tick.Sub(r.LastHeartbeat)
 	switch {
 	case age > 30*time.Second:
 		return HealthOffline
@@ -503,6 +542,11 @@ func (n *Node) Changed() <-chan struct{} {
 	return n.changed
 }
 
+// pick chooses the registration a deploy goes to: a healthy one of the
+// type. The node ranges over a map (GetByRegisterType in
+// internal/agent_registration.go), so any healthy one may win; the stand-in
+// takes the oldest, which after an agent restart is the dead registration
+// that still looks healthy: the worst case, every time.
 func (n *Node) pick(registerType string) (*registration, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -564,7 +608,14 @@ func (n *Node) Deploy(ctx context.Context, registerType string, req nexapi.Start
 		return "", fmt.Errorf("nodesim: failed to validate run request: %w", err)
 	}
 	id := nuid.Next()
-	_, err = n.StartWorkload(ctx, r.ID, id, req)
+	m, err := n.requestStart(ctx, r.ID, id, req)
+	if err != nil {
+		// Nobody answered (a dead registration that still looks healthy):
+		// the node answers 500 and stores nothing
+		// (handleAuctionDeployWorkload returns before StoreWorkload).
+		return id, newNodeError(500, nexapi.ErrTextStartNotDelivered, err)
+	}
+	_, err = decodeStartReply(m)
 	if perr := n.store(ctx, req, id); perr != nil && err == nil {
 		err = perr
 	}
@@ -589,16 +640,30 @@ func (n *Node) store(ctx context.Context, req nexapi.StartWorkloadRequest, id st
 
 // StartWorkload sends one STARTWORKLOAD to agentID and decodes the reply.
 func (n *Node) StartWorkload(ctx context.Context, agentID, workloadID string, req nexapi.StartWorkloadRequest) (nexapi.StartWorkloadResponse, error) {
-	body, err := json.Marshal(nexapi.AgentStartWorkloadRequest{Request: req, WorkloadCreds: n.mint("workload", workloadID)})
+	m, err := n.requestStart(ctx, agentID, workloadID, req)
 	if err != nil {
 		return nexapi.StartWorkloadResponse{}, err
+	}
+	return decodeStartReply(m)
+}
+
+// requestStart sends STARTWORKLOAD with freshly minted workload creds and
+// the node's 1 minute timeout.
+func (n *Node) requestStart(ctx context.Context, agentID, workloadID string, req nexapi.StartWorkloadRequest) (*nats.Msg, error) {
+	body, err := json.Marshal(nexapi.AgentStartWorkloadRequest{Request: req, WorkloadCreds: n.mint("workload", workloadID)})
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	m, err := n.nc.RequestWithContext(ctx, nexapi.StartWorkloadSubject(n.id, agentID, workloadID), body)
 	if err != nil {
-		return nexapi.StartWorkloadResponse{}, fmt.Errorf("nodesim: start workload: %w", err)
+		return nil, fmt.Errorf("nodesim: start workload: %w", err)
 	}
+	return m, nil
+}
+
+func decodeStartReply(m *nats.Msg) (nexapi.StartWorkloadResponse, error) {
 	var resp nexapi.StartWorkloadResponse
 	if err := replyError(m); err != nil {
 		_ = json.Unmarshal(m.Data, &resp)

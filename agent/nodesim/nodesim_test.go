@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/agent/nodesim"
+	"github.com/nexfield/nexfield/clock"
 	"github.com/nexfield/nexfield/internal/natstest"
 )
 
@@ -123,5 +126,132 @@ func TestRegistrationByHand(t *testing.T) {
 	}
 	if node.ID() != id || len(node.Agents()) != 0 {
 		t.Fatalf("after restart: id %s agents %v", node.ID(), node.Agents())
+	}
+}
+
+// manualClock is a clock the test sets; timers run on real time (the node
+// heartbeat period is an hour here).
+type manualClock struct {
+	clock.Real
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// registerByHand runs RREGISTER and REGISTER for type pi and returns the
+// agent id.
+func registerByHand(t *testing.T, nc *nats.Conn) string {
+	t.Helper()
+	m := request(t, nc, nexapi.RemoteRegisterSubject("nexus"), nexapi.RegisterRemoteAgentRequest{})
+	var rr nexapi.RegisterRemoteAgentResponse
+	if err := json.Unmarshal(m.Data, &rr); err != nil {
+		t.Fatal(err)
+	}
+	reg := nexapi.RegisterAgentRequest{Name: "pi", RegisterType: "pi", Version: "1.0.0", StartRequestSchema: "{}", SupportedLifecycles: []string{"service"}}
+	m = request(t, nc, nexapi.RegisterSubject(rr.RespondTo, rr.AssignedAgentID), reg)
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+		t.Fatalf("REGISTER: %s %s", code, m.Header.Get(micro.ErrorHeader))
+	}
+	return rr.AssignedAgentID
+}
+
+// TestDeadRegistrationWindow: an agent that dies (no lameduck, no more
+// heartbeats) stays healthy on the node until the node's 5 s health
+// monitor finds its last heartbeat more than 10 s old, and deploys go to it
+// meanwhile: ADEPLOY answers 500 "failed to publish start workload
+// request" with "internal server error" in the body, and nothing is
+// stored. Once the monitor has marked it degraded, deploys reach the
+// agent that registered after it.
+func TestDeadRegistrationWindow(t *testing.T) {
+	s := natstest.RunServer(t)
+	nc := natstest.Connect(t, s)
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	clk := &manualClock{now: t0}
+	node, err := nodesim.New(natstest.Connect(t, s), &nodesim.Opts{HeartbeatInterval: time.Hour, State: true, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := node.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer node.Stop()
+	heartbeat := func(agentID string, at time.Duration) {
+		t.Helper()
+		clk.set(t0.Add(at))
+		b, _ := json.Marshal(nexapi.AgentHeartbeat{Summary: nexapi.AgentSummary{State: "running", Type: "pi"}})
+		nc.Publish(nexapi.AgentHeartbeatSubject(node.ID(), agentID), b)
+		if _, err := node.WaitHealthy(ctx, agentID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dead := registerByHand(t, nc)
+	heartbeat(dead, time.Second) // its last heartbeat: the agent dies now
+	live := registerByHand(t, nc)
+	sub, err := nc.Subscribe(nexapi.StartWorkloadSubject(node.ID(), live, "*"), func(m *nats.Msg) {
+		m.Respond([]byte(`{"id":"` + nexapi.LastToken(m.Subject) + `","name":"x"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	heartbeat(live, 14*time.Second)
+
+	// 13 s after its last heartbeat; the monitor last ran at 10 s (9 s).
+	for _, a := range node.Agents() {
+		if a.Health != nodesim.HealthHealthy {
+			t.Fatalf("at 14 s: %s is %s, want healthy", a.ID, a.Health)
+		}
+	}
+	req := nexapi.StartWorkloadRequest{Name: "x", Namespace: "default", RunRequest: "{}", WorkloadLifecycle: "service", Tags: map[string]string{}}
+	_, err = node.Deploy(ctx, "pi", req)
+	var ne *nodesim.NodeError
+	if !errors.As(err, &ne) || ne.Code != 500 || ne.Description != nexapi.ErrTextStartNotDelivered || ne.Body.Error != nexapi.ErrTextInternal {
+		t.Fatalf("deploy in the window: %v, want node error 500 %q", err, nexapi.ErrTextStartNotDelivered)
+	}
+	// The same through the control plane, as `nex workload start` sees it.
+	m := request(t, nc, "$NEX.SVC.default.control.AUCTION", nexapi.AuctionRequest{AgentType: "pi", AuctionID: "a1"})
+	var bid nexapi.AuctionResponse
+	json.Unmarshal(m.Data, &bid)
+	req.WorkloadType = "pi"
+	m = request(t, nc, "$NEX.SVC.default.control.ADEPLOY."+bid.BidderID, req)
+	var body nexapi.NodeError
+	json.Unmarshal(m.Data, &body)
+	if code, desc := m.Header.Get(micro.ErrorCodeHeader), m.Header.Get(micro.ErrorHeader); code != "500" || desc != nexapi.ErrTextStartNotDelivered || body.Error != nexapi.ErrTextInternal {
+		t.Fatalf("ADEPLOY in the window: code %q desc %q body %s", code, desc, m.Data)
+	}
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, "nex-"+node.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := kv.Keys(ctx); len(keys) != 0 {
+		t.Fatalf("undelivered deploys stored: %v", keys)
+	}
+
+	// The monitor's tick at 15 s finds the dead one's heartbeat 14 s old.
+	clk.set(t0.Add(15 * time.Second))
+	if got := node.Agents()[0].Health; got != nodesim.HealthDegraded {
+		t.Fatalf("at 15 s the dead registration is %s, want degraded", got)
+	}
+	id, err := node.Deploy(ctx, "pi", req)
+	if err != nil {
+		t.Fatalf("deploy after the window: %v", err)
+	}
+	if _, err := kv.Get(ctx, "pi_"+id); err != nil {
+		t.Fatalf("delivered deploy not stored: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package workload_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -115,6 +116,8 @@ type rig struct {
 	ev      *recorder
 	sup     *workload.Supervisor
 	secrets string
+	logger  *slog.Logger // for the next supervisor; nil: discard
+	backlog int64        // Opts.OutputBacklog of the next supervisor
 }
 
 func newRig(t testing.TB) *rig {
@@ -147,12 +150,13 @@ func (r *rig) supervisorOn(stateDir string, log *slog.Logger) *workload.Supervis
 	r.t.Helper()
 	r.ev = &recorder{}
 	sup, err := workload.New(&workload.Opts{
-		StateDir:    stateDir,
-		Artifacts:   r.store,
-		Events:      r.ev,
-		Logger:      log,
-		StopGrace:   300 * time.Millisecond,
-		SecretsFile: r.secrets,
+		StateDir:      stateDir,
+		Artifacts:     r.store,
+		Events:        r.ev,
+		StopGrace:     300 * time.Millisecond,
+		SecretsFile:   r.secrets,
+		Logger:        cmp.Or(log, r.logger),
+		OutputBacklog: r.backlog,
 	})
 	if err != nil {
 		r.t.Fatal(err)

@@ -14,10 +14,12 @@ import (
 // proc is one running process of a service or job, started by this
 // supervisor or adopted after an agent restart.
 //
-// Its stdout and stderr are named pipes in the state dir, not anonymous
-// pipes: the process holds its ends open read-write, so when the agent
-// exits nobody's write fails with SIGPIPE (it blocks once 64 KiB are
-// buffered), and the next agent reopens the same pipes and keeps reading.
+// Its stdout and stderr are files in the state dir that outlive the agent
+// (see output_linux.go), so the next agent goes on reading them. A process
+// adopted from an older agent, or started on a filesystem that cannot
+// punch holes, has named pipes instead: the process holds its ends open
+// read-write, so when the agent exits nobody's write fails with SIGPIPE
+// (it blocks once 64 KiB are buffered), and the next agent reopens them.
 type proc struct {
 	pid   int
 	start uint64 // kernel start time in clock ticks since boot: the pid's identity
@@ -28,9 +30,18 @@ type proc struct {
 	why  string        // "exit status 3", "killed by signal 9", ...
 
 	waiter  pidWaiter
-	outs    []*os.File
+	outs    []*os.File // named pipes, read by pump
 	pumps   sync.WaitGroup
 	waitErr error
+
+	// Output files, read by one tail goroutine (startTails, stopTails).
+	tailQuit, tailDone chan struct{}
+	tailWake           *os.File // inotify; nil: polled
+	tailUntil          time.Time
+	tailFlush          bool
+	// skipped is how much output written while no agent read it was left
+	// out on adoption (beyond the backlog), per stream.
+	skipped [2]int64
 }
 
 // pidWaiter waits for a process to end; stop makes wait return early.
@@ -68,10 +79,12 @@ func (p *proc) kill() {
 	p.release(0)
 }
 
-// release stops the log pumps. drain: wait up to that long for what is
-// still in the pipes to be read first (the pipes never report EOF: this
-// side holds them open read-write).
+// release stops reading the output. drain: the process is gone; read what
+// is left for up to that long first (the pipes never report EOF: this
+// side holds them open read-write). 0: stop at once (the agent goes away;
+// the next one reads on).
 func (p *proc) release(drain time.Duration) {
+	p.stopTails(drain)
 	deadline := time.Now().Add(drain)
 	for time.Now().Before(deadline) && anyPending(p.outs) {
 		time.Sleep(time.Millisecond)

@@ -13,11 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startProcess runs path with its stdout/stderr on the named pipes
-// outPaths (created if missing) and returns it with its identity.
-func startProcess(path string, argv, env []string, dir string, outPaths [2]string, emit [2]func([]byte)) (*proc, error) {
+// startProcess runs path with its stdout/stderr on outPaths: output files
+// (files) or named pipes, created if missing. It returns the process with
+// its identity.
+func startProcess(path string, argv, env []string, dir string, outPaths [2]string, files bool, emit [2]func([]byte), backlog int64) (*proc, error) {
 	p := &proc{child: true, done: make(chan struct{})}
-	var childEnds [2]*os.File
+	var agentEnds, childEnds [2]*os.File
 	defer func() {
 		for _, f := range childEnds {
 			if f != nil {
@@ -26,18 +27,27 @@ func startProcess(path string, argv, env []string, dir string, outPaths [2]strin
 		}
 	}()
 	for i, fp := range outPaths {
-		agentEnd, childEnd, err := openFIFO(fp)
+		var err error
+		if files {
+			agentEnds[i], childEnds[i], err = openOutput(fp)
+		} else {
+			agentEnds[i], childEnds[i], err = openFIFO(fp)
+		}
 		if err != nil {
-			p.release(0)
+			for _, f := range agentEnds {
+				if f != nil {
+					f.Close()
+				}
+			}
 			return nil, err
 		}
-		p.outs = append(p.outs, agentEnd)
-		childEnds[i] = childEnd
 	}
 	cmd := commandFor(path, argv, env, dir)
 	cmd.Stdout, cmd.Stderr = childEnds[0], childEnds[1]
 	if err := cmd.Start(); err != nil {
-		p.release(0)
+		for _, f := range agentEnds {
+			f.Close()
+		}
 		return nil, fmt.Errorf("workload: start %s: %w", path, err)
 	}
 	p.pid = cmd.Process.Pid
@@ -45,17 +55,30 @@ func startProcess(path string, argv, env []string, dir string, outPaths [2]strin
 	// supervisor that is closed can stop waiting.
 	cmd.Process.Release()
 	p.start, _ = procStart(p.pid)
-	for i, f := range p.outs {
-		p.pumps.Add(1)
-		go p.pump(f, emit[i])
+	if files {
+		var ts []*tail
+		for i, f := range agentEnds {
+			t, skipped := newTail(f, emit[i], backlog)
+			ts, p.skipped[i] = append(ts, t), skipped
+		}
+		p.startTails(ts, outPaths[:])
+	} else {
+		p.outs = agentEnds[:]
+		for i, f := range p.outs {
+			p.pumps.Add(1)
+			go p.pump(f, emit[i])
+		}
 	}
 	p.waiter = newPidWaiter(p)
 	return p, nil
 }
 
 // adoptProcess takes over a process a previous agent started, if pid still
-// is that process (same boot, same start time) and not a zombie.
-func adoptProcess(pid int, start uint64, outPaths [2]string, emit [2]func([]byte)) (*proc, bool) {
+// is that process (same boot, same start time) and not a zombie, with its
+// output: files are read on from where the last agent stopped (at most
+// backlog of what was written since), named pipes of an older agent as
+// before.
+func adoptProcess(pid int, start uint64, outPaths [2]string, emit [2]func([]byte), backlog int64) (*proc, bool) {
 	if pid <= 0 {
 		return nil, false
 	}
@@ -64,17 +87,33 @@ func adoptProcess(pid int, start uint64, outPaths [2]string, emit [2]func([]byte
 		return nil, false
 	}
 	p := &proc{pid: pid, start: start, code: -1, done: make(chan struct{})}
-	for _, fp := range outPaths {
-		agentEnd, childEnd, err := openFIFO(fp)
+	var ts []*tail
+	var tailPaths []string
+	for i, fp := range outPaths {
+		fi, err := os.Lstat(fp)
 		if err != nil {
 			continue // logs are lost, the process is not
 		}
+		if fi.Mode().IsRegular() {
+			f, err := os.OpenFile(fp, os.O_RDWR, 0)
+			if err != nil {
+				continue
+			}
+			t, skipped := newTail(f, emit[i], backlog)
+			ts, tailPaths, p.skipped[i] = append(ts, t), append(tailPaths, fp), skipped
+			continue
+		}
+		agentEnd, childEnd, err := openFIFO(fp)
+		if err != nil {
+			continue
+		}
 		childEnd.Close()
 		p.outs = append(p.outs, agentEnd)
-	}
-	for i, f := range p.outs {
 		p.pumps.Add(1)
-		go p.pump(f, emit[i])
+		go p.pump(agentEnd, emit[i])
+	}
+	if len(ts) > 0 {
+		p.startTails(ts, tailPaths)
 	}
 	p.waiter = newPidWaiter(p)
 	return p, true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Off Linux there are no pidfds, /proc start times or boot ids, so the
@@ -14,13 +15,17 @@ import (
 
 var errPlatform = errors.New("workload: processes are supervised on linux only")
 
-func startProcess(path string, argv, env []string, dir string, outPaths [2]string, emit [2]func([]byte)) (*proc, error) {
+func startProcess(path string, argv, env []string, dir string, outPaths [2]string, files bool, emit [2]func([]byte), backlog int64) (*proc, error) {
 	return nil, errPlatform
 }
 
-func adoptProcess(pid int, start uint64, outPaths [2]string, emit [2]func([]byte)) (*proc, bool) {
+func adoptProcess(pid int, start uint64, outPaths [2]string, emit [2]func([]byte), backlog int64) (*proc, bool) {
 	return nil, false
 }
+
+func punchSupported(dir string) bool { return false }
+
+func (p *proc) stopTails(drain time.Duration) {}
 
 func procStart(pid int) (uint64, error) { return 0, errPlatform }
 
@@ -37,3 +42,7 @@ func anyPending(fs []*os.File) bool { return false }
 
 // GroupsUsage needs /proc.
 func GroupsUsage(pgids ...int) (map[int]Usage, error) { return nil, errPlatform }
+
+func outputHolder(outs [2]string) (int, uint64, bool) { return 0, 0, false }
+
+func startTime(ticks uint64) time.Time { return time.Time{} }

@@ -61,10 +61,11 @@ func (s *Supervisor) restore(ctx context.Context, w *wl, r record) (Status, erro
 		w.stop()
 	}
 	if r.BootID != "" && r.BootID == s.boot {
-		if p, ok := adoptProcess(r.PID, r.PIDStart, s.outPaths(spec.ID), s.emitters(spec)); ok {
+		if p, ok := adoptProcess(r.PID, r.PIDStart, s.outPaths(spec.ID), s.emitters(spec), s.backlog); ok {
 			st := s.setState(w, func(st *Status) { st.State = Running })
 			err := s.save(w)
 			s.log.Info("workload adopted", "workload_id", spec.ID, "pid", p.pid)
+			s.logSkipped(spec.ID, p)
 			if !s.goSupervise(w, func() { s.superviseProcess(w, p) }) {
 				p.waiter.stop()
 				p.release(0)
@@ -115,6 +116,16 @@ func (s *Supervisor) restoreFunction(w *wl) (Status, error) {
 		w.fn.shutdown()
 	}
 	return st, err
+}
+
+// logSkipped reports output nobody read in time that was left out.
+func (s *Supervisor) logSkipped(id string, p *proc) {
+	for i, n := range p.skipped {
+		if n > 0 {
+			s.log.Warn("workload output written while no agent read it skipped beyond the backlog", "workload_id", id,
+				"stream", [2]string{"stdout", "stderr"}[i], "skipped_bytes", n, "backlog_bytes", s.backlog)
+		}
+	}
 }
 
 // goSupervise runs f as w's supervising goroutine unless the supervisor

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,8 +48,8 @@ func (s *Supervisor) removeRecord(id string) {
 	}
 }
 
-// readRecords loads every record; unreadable ones are reported and skipped
-// (a record is only ever replaced by rename, so a torn one is not ours).
+// readRecords loads every record; one that cannot be read or parsed is
+// rebuilt by recoverRecord, loudly, so that its workload is not lost.
 func (s *Supervisor) readRecords() ([]record, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -64,19 +65,19 @@ func (s *Supervisor) readRecords() ([]record, error) {
 		if !strings.HasSuffix(n, ".json") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(s.dir, n))
-		if err != nil {
-			s.log.Warn("workload record unreadable", "file", n, "err", err)
-			continue
-		}
 		var r record
-		if err := json.Unmarshal(b, &r); err != nil {
-			s.log.Warn("workload record invalid", "file", n, "err", err)
-			continue
+		b, err := os.ReadFile(filepath.Join(s.dir, n))
+		if err == nil {
+			err = json.Unmarshal(b, &r)
 		}
-		if r.Spec.ID+".json" != n {
-			s.log.Warn("workload record invalid", "file", n, "err", "id does not match file name")
-			continue
+		if err == nil && r.Spec.ID+".json" != n {
+			err = errors.New("the id in it does not match the file name")
+		}
+		if err != nil {
+			var ok bool
+			if r, ok = s.recoverRecord(n, b, err); !ok {
+				continue
+			}
 		}
 		out = append(out, r)
 	}

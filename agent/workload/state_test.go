@@ -143,11 +143,12 @@ func TestStartRefusedWhenRecordCannotBeSaved(t *testing.T) {
 	}
 }
 
-// TestRestoreReadOnlyStateDir: after an agent restart the state dir is
-// read-only (a filesystem the kernel remounted after an error). The
-// service is adopted all the same, Restore says which record it could not
-// update, and a stop still stops, logging the record it could not write.
-func TestRestoreReadOnlyStateDir(t *testing.T) {
+// TestRestoreFullStateDir: after an agent restart the state dir is full.
+// The service is adopted all the same, Restore says which record it could
+// not update, and a stop still stops, logging the record it could not
+// write. (A read-only remount cannot be staged here: the running service
+// holds its output files in the state dir open for writing.)
+func TestRestoreFullStateDir(t *testing.T) {
 	r := newRig(t)
 	mnt := tmpfstest.Mount(t, 1<<20)
 	state := filepath.Join(mnt, "workloads")
@@ -159,12 +160,12 @@ func TestRestoreReadOnlyStateDir(t *testing.T) {
 	if err := sup.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	tmpfstest.ReadOnly(t, mnt)
+	tmpfstest.Fill(t, mnt, 0)
 
 	var logs logBuffer
 	sup = r.supervisorOn(state, slog.New(slog.NewJSONHandler(&logs, nil)))
 	got, err := sup.Restore(context.Background())
-	if !errors.Is(err, syscall.EROFS) || !strings.Contains(err.Error(), "svc: restored, but its record was not updated") {
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "svc: restored, but its record was not updated") {
 		t.Errorf("restore: got %v, want the record it could not update", err)
 	}
 	if len(got) != 1 || got[0].State != workload.Running || got[0].PID != svc.PID {

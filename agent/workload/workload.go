@@ -67,6 +67,10 @@ const (
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultTriggerTimeout = 30 * time.Second
 	DefaultStopGrace      = 5 * time.Second
+	// DefaultOutputBacklog: output written while no agent read it that the
+	// next one delivers (the newest); at a debug logger's 10 kB/s, the
+	// last 100 s.
+	DefaultOutputBacklog = 1 << 20
 	// finishedKept is how many finished workloads stay on record (so a
 	// finished job is not run again after a restart) before the oldest go.
 	finishedKept = 64
@@ -208,6 +212,10 @@ type Opts struct {
 	StopGrace   time.Duration   // SIGTERM to SIGKILL; 0: DefaultStopGrace
 	SecretsFile string          // YAML or JSON {namespace: {key: value}}; "": secret:// fails
 	Clock       clock.Clock     // nil: real time
+	// OutputBacklog bounds what of a workload's output, written while no
+	// agent read it, a restarted agent delivers; older output is skipped
+	// (and logged). 0: DefaultOutputBacklog.
+	OutputBacklog int64
 }
 
 // Supervisor runs and watches workloads: one goroutine per workload, one
@@ -221,6 +229,10 @@ type Supervisor struct {
 	secrets secretStore
 	clk     clock.Clock
 	boot    string
+	// fileOutput: processes write to output files (punchSupported), not
+	// named pipes; backlog is Opts.OutputBacklog.
+	fileOutput bool
+	backlog    int64
 
 	// gcMu is held shared from an artifact fetch until the workload using
 	// it is registered, and exclusively by GC, so a fresh binary is never
@@ -283,6 +295,7 @@ func New(opts *Opts) (*Supervisor, error) {
 		clk:     clock.Or(opts.Clock),
 		boot:    bootID(),
 		ws:      map[string]*wl{},
+		backlog: opts.OutputBacklog,
 	}
 	if s.events == nil {
 		s.events = noEvents{}
@@ -292,6 +305,12 @@ func New(opts *Opts) (*Supervisor, error) {
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultStopGrace
+	}
+	if s.backlog <= 0 {
+		s.backlog = DefaultOutputBacklog
+	}
+	if s.fileOutput = punchSupported(s.dir); !s.fileOutput {
+		s.log.Warn("the state dir's filesystem cannot punch holes: workload output goes through named pipes, and a workload that writes stalls while no agent reads", "dir", s.dir)
 	}
 	return s, nil
 }
@@ -499,10 +518,11 @@ func (s *Supervisor) spawn(w *wl, restart bool) (*proc, error) {
 			return nil, err
 		}
 	}
-	p, err := startProcess(w.path, w.argv, w.env, spec.WorkDir, s.outPaths(spec.ID), s.emitters(spec))
+	p, err := startProcess(w.path, w.argv, w.env, spec.WorkDir, s.outPaths(spec.ID), s.fileOutput, s.emitters(spec), s.backlog)
 	if err != nil {
 		return nil, fmt.Errorf("workload: %s: %w", spec.ID, err)
 	}
+	s.logSkipped(spec.ID, p)
 	s.setState(w, func(st *Status) {
 		st.State, st.PID, st.StartedAt, st.Err = Running, p.pid, s.clk.Now(), ""
 		if restart {

@@ -52,6 +52,8 @@ func main() {
 		for _, k := range os.Args[2:] {
 			fmt.Printf("%s=%s\n", k, os.Getenv(k))
 		}
+	case "chatty": // COUNTER BYTES PAUSE: numbered lines of BYTES without end, PAUSE apart; the count so far in COUNTER
+		chatty(os.Args[2:])
 	case "crash":
 		os.Exit(1)
 	case "spin": // burn CPU until SIGTERM
@@ -82,5 +84,28 @@ func main() {
 		<-sig
 	default:
 		os.Exit(2)
+	}
+}
+
+// chatty writes numbered lines of n bytes (newline included) to stdout as fast as its pause
+// allows, and after every ten the number written so far into a counter
+// file: a test watches the counter to see whether writing ever blocks.
+func chatty(args []string) {
+	f, err := os.Create(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	n, _ := strconv.Atoi(args[1])
+	pause, _ := time.ParseDuration(args[2])
+	for i := 1; ; i++ {
+		l := fmt.Sprintf("line %d ", i)
+		fmt.Println(l + strings.Repeat("x", max(n-1-len(l), 1)))
+		if i%10 == 0 {
+			f.WriteAt([]byte(fmt.Sprintf("%20d\n", i)), 0)
+		}
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 	}
 }

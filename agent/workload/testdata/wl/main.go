@@ -67,11 +67,36 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "got", len(b), "bytes")
 		fmt.Print(strings.ToUpper(string(b)))
+	case "chatty": // COUNTER BYTES PAUSE: numbered lines of BYTES without end, PAUSE apart; the count so far in COUNTER
+		chatty(args)
 	case "sleep": // sleep for a duration
 		d, _ := time.ParseDuration(args[0])
 		time.Sleep(d)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
+	}
+}
+
+// chatty writes numbered lines of n bytes (newline included) to stdout as fast as its pause
+// allows, and after every ten the number written so far into a counter
+// file: a test watches the counter to see whether writing ever blocks.
+func chatty(args []string) {
+	f, err := os.Create(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	n, _ := strconv.Atoi(args[1])
+	pause, _ := time.ParseDuration(args[2])
+	for i := 1; ; i++ {
+		l := fmt.Sprintf("line %d ", i)
+		fmt.Println(l + strings.Repeat("x", max(n-1-len(l), 1)))
+		if i%10 == 0 {
+			f.WriteAt([]byte(fmt.Sprintf("%20d\n", i)), 0)
+		}
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 	}
 }
