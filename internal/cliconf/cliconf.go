@@ -130,13 +130,12 @@ func ParseSources(fs *flag.FlagSet, args []string, o Options) (Sources, error) {
 
 // ApplyFile sets fs from the configuration file b (read from path) as Parse
 // would, without the environment or a command line, for checking a file
-// before a command reads it.
+// before a command reads it. It sets every value that parses and returns
+// their sources even when others do not (the *Error lists those).
 func ApplyFile(fs *flag.FlagSet, b []byte, path, section string) (Sources, error) {
 	src := Sources{}
-	if err := applyFile(fs, b, path, section, src); err != nil {
-		return nil, err
-	}
-	return src, nil
+	err := applyFile(fs, b, path, section, src)
+	return src, err
 }
 
 func applyFile(fs *flag.FlagSet, b []byte, path, section string, src Sources) error {
@@ -260,26 +259,40 @@ func Decode(b []byte, section string) (map[string]string, error) {
 }
 
 // decode is Decode that also returns each value's key as written in the
-// file: "peer.sf" from the section, "sf" from the top level.
+// file: "peer.sf" from the section, "sf" from the top level. Scalars keep
+// their text as written, so "sync-word: 0x34" is "0x34" and not YAML's 52.
 func decode(b []byte, section string) (values, keys map[string]string, err error) {
-	var doc map[string]any
+	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	values, keys = map[string]string{}, map[string]string{}
-	for k, v := range doc {
-		if k == section {
+	if len(doc.Content) == 0 {
+		return values, keys, nil // an empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("config: line %d: want a mapping of flag names to values", root.Line)
+	}
+	var sec *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i].Value, resolve(root.Content[i+1])
+		if k == section && section != "" {
+			if v.Kind == yaml.MappingNode {
+				sec = v
+			}
 			continue
 		}
-		s, err := scalar(v)
+		s, err := text(v)
 		if err != nil {
 			return nil, nil, fmt.Errorf("config: key %q: %w", k, err)
 		}
 		values[k], keys[k] = s, k
 	}
-	if sec, ok := doc[section].(map[string]any); ok && section != "" {
-		for k, v := range sec {
-			s, err := scalar(v)
+	if sec != nil {
+		for i := 0; i+1 < len(sec.Content); i += 2 {
+			k := sec.Content[i].Value
+			s, err := text(resolve(sec.Content[i+1]))
 			if err != nil {
 				return nil, nil, fmt.Errorf("config: key %s.%s: %w", section, k, err)
 			}
@@ -287,6 +300,55 @@ func decode(b []byte, section string) (values, keys map[string]string, err error
 		}
 	}
 	return values, keys, nil
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// text is a value as a flag takes it: a scalar as written (null is empty),
+// a list joined with commas, a mapping as "k=v,k=v" in key order.
+func text(n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "", nil
+		}
+		return n.Value, nil
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(n.Content))
+		for _, e := range n.Content {
+			s, err := text(resolve(e))
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), nil
+	case yaml.MappingNode:
+		kv := map[string]string{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			s, err := text(resolve(n.Content[i+1]))
+			if err != nil {
+				return "", err
+			}
+			kv[n.Content[i].Value] = s
+		}
+		keys := make([]string, 0, len(kv))
+		for k := range kv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+kv[k])
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("unsupported value at line %d", n.Line)
 }
 
 // Sections returns the names of the mappings at the top level of a file.
@@ -303,42 +365,4 @@ func Sections(b []byte) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func scalar(v any) (string, error) {
-	switch t := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return t, nil
-	case bool, int, int64, uint64, float64:
-		return fmt.Sprint(t), nil
-	case []any:
-		parts := make([]string, 0, len(t))
-		for _, e := range t {
-			s, err := scalar(e)
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ","), nil
-	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(t))
-		for _, k := range keys {
-			s, err := scalar(t[k])
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, k+"="+s)
-		}
-		return strings.Join(parts, ","), nil
-	default:
-		return "", fmt.Errorf("unsupported value %v (%T)", v, v)
-	}
 }

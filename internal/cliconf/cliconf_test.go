@@ -172,3 +172,23 @@ func TestErrorText(t *testing.T) {
 		t.Errorf("got %q, want %q", e.Error(), want)
 	}
 }
+
+// TestDecodeKeepsText: a value reaches the flag as written, not as YAML
+// reads it (0x34 is a sync word, not 52; 010 is not 8; null is unset).
+func TestDecodeKeepsText(t *testing.T) {
+	got, err := Decode([]byte("sync-word: 0x34\nmode: 010\nname: ~\nrate: 1_000\npeer:\n  sync-word: 0x12\n  peers: &p [a=1, b=2]\nlist: *p\n"), "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"sync-word": "0x12", "mode": "010", "name": "", "rate": "1_000", "peers": "a=1,b=2", "list": "a=1,b=2"} {
+		if got[k] != want {
+			t.Errorf("%s: got %q, want %q", k, got[k], want)
+		}
+	}
+	if _, err := Decode([]byte("- a\n- b\n"), ""); err == nil || !strings.Contains(err.Error(), "want a mapping") {
+		t.Errorf("a list: got %v", err)
+	}
+	if got, err := Decode(nil, "peer"); err != nil || len(got) != 0 {
+		t.Errorf("empty file: got %v, %v", got, err)
+	}
+}

@@ -1,6 +1,7 @@
 package cliconf
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -26,7 +27,8 @@ const (
 type Source struct {
 	Kind SourceKind
 	// Name is the flag as typed ("--sf"), the environment variable
-	// ("NEXFIELD_SF") or the file's path.
+	// ("NEXFIELD_SF") or the file's path (empty when the reader knows
+	// which file it is).
 	Name string
 	// Key is the file's key as written: "peer.sf" in the peer section, "sf"
 	// at the top level.
@@ -36,13 +38,19 @@ type Source struct {
 func (s Source) String() string {
 	switch s.Kind {
 	case FromFile:
+		var where string
 		if sec, _, ok := strings.Cut(s.Key, "."); ok {
-			return s.Name + ", section " + sec
+			where = "section " + sec
+		} else if s.Key != "" {
+			where = "top level"
 		}
-		if s.Key == "" {
+		switch {
+		case s.Name == "":
+			return cmp.Or(where, "configuration file")
+		case where == "":
 			return s.Name
 		}
-		return s.Name + ", top level"
+		return s.Name + ", " + where
 	case FromEnv:
 		return "environment " + s.Name
 	case FromFlag:
