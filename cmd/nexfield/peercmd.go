@@ -37,11 +37,17 @@ func peerFlags() (*flag.FlagSet, *peerConfig) {
 
 // runPeer serves the air-gapped side forever: radio -> link -> classifier ->
 // reply. A radio that fails is reopened with back-off instead of ending the
-// process, so a module reset or a loose cable heals by itself.
+// process, so a module reset or a loose cable heals by itself; a
+// configuration that cannot work ends it at once (configFault), before and
+// after the radio first came up.
 func runPeer(ctx context.Context, e env, args []string) error {
 	fs, c := peerFlags()
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "peer"}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "peer"})
+	if err != nil {
+		return err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return err
 	}
 	log, err := c.log.logger(e.stderr)
@@ -84,6 +90,9 @@ func (p *peerRun) run(ctx context.Context) error {
 			st := p.h.Stats()
 			p.log.Info("peer stopped", "served", st.Served, "failed", st.Failed)
 			return nil
+		}
+		if configFault(err) {
+			return err // reopening cannot help: a driver refused the settings, or the key went
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second

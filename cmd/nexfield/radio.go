@@ -58,7 +58,11 @@ func radioSectionFlags() *flag.FlagSet {
 
 func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *radioCmdConfig, args []string) (radio.Radio, error) {
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "radio"}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "radio"})
+	if err != nil {
+		return nil, err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return nil, err
 	}
 	log, err := newLogger(e.stderr, "text", c.level)
