@@ -14,6 +14,7 @@ import (
 	"github.com/nexfield/nexfield/agent"
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/internal/cliconf"
+	"github.com/nexfield/nexfield/packaging"
 	"github.com/nexfield/nexfield/packaging/firstboot"
 	"github.com/nexfield/nexfield/radio/lora"
 	"github.com/nexfield/nexfield/radio/rylr"
@@ -30,6 +31,7 @@ import (
 func runConfig(ctx context.Context, e env, args []string) error {
 	return subcommands(ctx, e, "config", args, map[string]command{
 		"check":   {"validate a configuration file (default " + cliconf.DefaultConfigPath + ")", runConfigCheck},
+		"example": {"print the documented example configuration (the one the package installs)", runConfigExample},
 	})
 }
 
@@ -65,6 +67,21 @@ func runConfigCheck(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: ok\n", path)
 	return nil
+}
+
+// runConfigExample prints the example configuration the .deb installs as
+// /etc/nexfield/nexfield.yaml.
+func runConfigExample(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("config example", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("config example: unexpected arguments %q", fs.Args())}
+	}
+	_, err := e.stdout.Write(packaging.ExampleConfig())
+	return err
 }
 
 // readFunc reads a file a configuration names: its bytes and permission

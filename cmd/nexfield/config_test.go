@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -351,5 +352,55 @@ func TestExitStatus(t *testing.T) {
 		if got := exitStatus(tc.err); got != tc.want {
 			t.Errorf("exitStatus(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestConfigExample: "config example" prints the file the package installs
+// (one file, embedded), it passes config check as shipped, and with its
+// sections uncommented (keys pointed at files that exist) too, so every key
+// it documents is real and its values work.
+func TestConfigExample(t *testing.T) {
+	var out bytes.Buffer
+	if err := runConfig(t.Context(), env{stdout: &out, stderr: io.Discard}, []string{"example"}); err != nil {
+		t.Fatal(err)
+	}
+	installed, err := os.ReadFile("../../packaging/nexfield.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), installed) {
+		t.Fatal("config example differs from packaging/nexfield.yaml")
+	}
+	dir := t.TempDir()
+	shipped := filepath.Join(dir, "shipped.yaml")
+	os.WriteFile(shipped, out.Bytes(), 0o644)
+	var stderr bytes.Buffer
+	if err := runConfigCheck(t.Context(), env{stdout: io.Discard, stderr: &stderr}, []string{shipped}); err != nil {
+		t.Fatalf("shipped example: %v\n%s", err, stderr.String())
+	}
+
+	// Uncomment the key lines one level ("# key: value" -> "key: value",
+	// "#   key: value" -> "  key: value"; the nested alternatives stay
+	// comments) and move /etc/nexfield to dir.
+	keyLine := regexp.MustCompile(`(?m)^#( |   )([a-z][a-z0-9-]*:(?: |$))`)
+	text := keyLine.ReplaceAllStringFunc(out.String(), func(l string) string {
+		m := keyLine.FindStringSubmatch(l)
+		return strings.Repeat(" ", len(m[1])-1) + m[2]
+	})
+	text = strings.ReplaceAll(text, "/etc/nexfield/", dir+"/")
+	writeKey(t, dir, testKey, 0o600)
+	os.WriteFile(filepath.Join(dir, "agent.creds"), []byte("-----BEGIN NATS USER JWT-----\n"), 0o600)
+	active := filepath.Join(dir, "active.yaml")
+	os.WriteFile(active, []byte(text), 0o644)
+	sections, err := cliconf.Sections([]byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if strings.Join(sections, " ") != "agent peer relay" {
+		t.Fatalf("sections %q after uncommenting:\n%s", sections, text)
+	}
+	stderr.Reset()
+	if err := runConfigCheck(t.Context(), env{stdout: io.Discard, stderr: &stderr}, []string{active}); err != nil {
+		t.Fatalf("uncommented example: %v\n%s\n%s", err, stderr.String(), text)
 	}
 }
