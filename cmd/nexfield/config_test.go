@@ -127,6 +127,7 @@ func startDaemon(t *testing.T, name string, args ...string) (error, time.Duratio
 	start := time.Now()
 	err := daemonRunners()[name](ctx, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr}, args)
 	took := time.Since(start)
+	t.Logf("%s returned after %v", name, took)
 	if ctx.Err() != nil {
 		t.Fatalf("%s %q still running after 5 s (err %v); logs:\n%s", name, args, err, stderr.String())
 	}
