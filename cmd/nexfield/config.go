@@ -230,6 +230,18 @@ func mustWork(fs *flag.FlagSet, src cliconf.Sources, problems []cliconf.Problem)
 	return &cliconf.Error{Command: fs.Name(), Problems: attribute(fs, src, problems)}
 }
 
+// explain fills in each value and its source in the problems of a
+// configuration error found after mustWork passed: when a radio is opened
+// again and the key file has gone, or a driver refuses the settings only
+// once it meets the module.
+func explain(fs *flag.FlagSet, src cliconf.Sources, err error) error {
+	var ce *cliconf.Error
+	if errors.As(err, &ce) {
+		attribute(fs, src, ce.Problems)
+	}
+	return err
+}
+
 // configFault reports whether err means the configuration cannot work (exit
 // status cliconf.ExitConfig): a problem the checks above found, a rejected
 // import, or settings a driver, the link or a service refused when it was

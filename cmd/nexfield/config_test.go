@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -403,5 +404,29 @@ func TestConfigExample(t *testing.T) {
 	stderr.Reset()
 	if err := runConfigCheck(t.Context(), env{stdout: io.Discard, stderr: &stderr}, []string{active}); err != nil {
 		t.Fatalf("uncommented example: %v\n%s\n%s", err, stderr.String(), text)
+	}
+}
+
+// TestExplainLateProblems: the link refuses a key that went after the start
+// check (the peer reopening its radio), and the error still names the
+// value and its flag.
+func TestExplainLateProblems(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "link.key")
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, nil, 0o644)
+	fs, c := peerFlags()
+	src, err := cliconf.ParseSources(fs, []string{"--config", empty, "--psk-file", key}, cliconf.Options{Section: "peer",
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.link.open(nil, "peer", slog.New(slog.DiscardHandler)) // refused before the radio is touched
+	err = explain(fs, src, err)
+	if got := exitStatus(err); got != 78 {
+		t.Fatalf("exit %d (%v), want 78", got, err)
+	}
+	if want := "peer: configuration cannot work: psk-file=" + key + " (flag --psk-file): link key: open "; !strings.Contains(err.Error(), want) {
+		t.Errorf("got %q, want %q", err, want)
 	}
 }

@@ -70,7 +70,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	}
 	peers, err := parsePeers(c.peers)
 	if err != nil {
-		return err // relayConfig.check reported it
+		return err // relayConfig.check refused it already
 	}
 	opts, err := workloadNATSOptions(c.creds)
 	if err != nil {
@@ -83,7 +83,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	defer nc.Close()
 	st, err := openStation(ctx, c.radio, c.link, "relay", log)
 	if err != nil {
-		return err
+		return explain(fs, src, err)
 	}
 	defer st.Close()
 	link := st.link
@@ -311,7 +311,7 @@ func runSend(ctx context.Context, e env, args []string) error {
 	}
 	stn, err := openStation(ctx, c.radio, c.link, "send", log)
 	if err != nil {
-		return err
+		return explain(fs, src, err)
 	}
 	defer stn.Close()
 	r, l := stn.radio, stn.link

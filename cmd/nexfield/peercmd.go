@@ -62,13 +62,15 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &peerRun{cfg: c, h: h, log: log, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
+	p := &peerRun{cfg: c, fs: fs, src: src, h: h, log: log, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
 	return runUnderSystemd(ctx, log, p.run, p.ready, p.status, p.hb.Check(30*time.Second))
 }
 
 // peerRun is the peer's main loop and what systemd is told about it.
 type peerRun struct {
 	cfg   *peerConfig
+	fs    *flag.FlagSet // where cfg's values came from, for explain
+	src   cliconf.Sources
 	h     *peer.Handler
 	log   *slog.Logger
 	ready chan struct{} // closed when the radio is up and the model loaded
@@ -92,7 +94,7 @@ func (p *peerRun) run(ctx context.Context) error {
 			return nil
 		}
 		if configFault(err) {
-			return err // reopening cannot help: a driver refused the settings, or the key went
+			return explain(p.fs, p.src, err) // reopening cannot help: a driver refused the settings, or the key went
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second

@@ -69,7 +69,8 @@ func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	return c.radio.open(ctx, "radio-"+name, log.With("component", "radio"))
+	r, err := c.radio.open(ctx, "radio-"+name, log.With("component", "radio"))
+	return r, explain(fs, src, err)
 }
 
 func describeRadio(w io.Writer, r radio.Radio) {
