@@ -239,20 +239,11 @@ func (m *marker) String() string   { return "" }
 func (m *marker) IsBoolFlag() bool { return m != nil && m.bool }
 func (m *marker) Set(string) error { m.set[m.name] = m.typed; return nil }
 
-// ReadFile returns the flat key/value view of a configuration file for one
+// Decode returns the flat key/value view of configuration file b for one
 // section: top-level keys overlaid with the section's keys. Lists are joined
 // with commas and mappings become "k=v,k=v" (the forms list flags accept).
 // Mappings of other sections show up flattened too; Parse ignores keys that
 // are not flags of the command.
-func ReadFile(path, section string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return Decode(b, section)
-}
-
-// Decode is ReadFile on bytes already read.
 func Decode(b []byte, section string) (map[string]string, error) {
 	values, _, err := decode(b, section)
 	return values, err
