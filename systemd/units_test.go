@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nexfield/nexfield/internal/cliconf"
 )
 
 // units are the unit files the package ships, with the exposure each must not
@@ -150,6 +152,8 @@ func TestUnits_contract(t *testing.T) {
 				"Service.Type": "notify", "Service.NotifyAccess": "main", "Service.Restart": "on-failure",
 				"Service.User": "nexfield", "Service.StateDirectory": "nexfield", "Service.DevicePolicy": "closed",
 				"Service.SupplementaryGroups": "gpio spi dialout", "Service.CapabilityBoundingSet": "",
+				// A configuration that cannot work is not restarted.
+				"Service.RestartPreventExitStatus": strconv.Itoa(cliconf.ExitConfig),
 			} {
 				want[k] = v
 			}

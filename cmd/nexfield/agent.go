@@ -54,7 +54,11 @@ func agentFlags() (*flag.FlagSet, *agentConfig) {
 func runAgent(ctx context.Context, e env, args []string) error {
 	fs, c := agentFlags()
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "agent", EnvAliases: map[string][]string{"server": {"NATS_URL"}}}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "agent", EnvAliases: map[string][]string{"server": {"NATS_URL"}}})
+	if err != nil {
+		return err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

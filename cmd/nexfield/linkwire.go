@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nexfield/nexfield/chunking"
+	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/radio"
 	"github.com/nexfield/nexfield/radio/rylr"
 )
@@ -39,27 +40,65 @@ func addLinkFlags(fs *flag.FlagSet, defaultAddr int) *linkConfig {
 	return c
 }
 
-// readPSK reads a hex key file; it refuses keys others may read.
-func readPSK(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+// loadPSK reads a link key file through read: hex of at least 16 bytes,
+// readable by its owner only.
+func loadPSK(path string, read readFunc) ([]byte, error) {
+	b, perm, err := read(path)
 	if err != nil {
 		return nil, fmt.Errorf("link key: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("link key %s: mode %v lets others read it; chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("link key: %w", err)
+	if perm&0o077 != 0 {
+		return nil, fmt.Errorf("link key %s: mode %v lets others read it", path, perm)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil {
-		return nil, fmt.Errorf("link key %s: not hex: %w", path, err)
+		return nil, fmt.Errorf("link key %s is not hex: %w", path, err)
 	}
 	if len(key) < 16 {
-		return nil, fmt.Errorf("link key %s: %d bytes, want at least 16", path, len(key))
+		return nil, fmt.Errorf("link key %s holds %d bytes, want at least 16", path, len(key))
 	}
 	return key, nil
+}
+
+// linkSettings are a linkConfig's values parsed.
+type linkSettings struct {
+	psk    []byte
+	cipher chunking.Cipher
+}
+
+// check reports the link settings that cannot work, reading the key
+// through read.
+func (c *linkConfig) check(read readFunc) []cliconf.Problem {
+	_, problems := c.resolve(read)
+	return problems
+}
+
+func (c *linkConfig) resolve(read readFunc) (linkSettings, []cliconf.Problem) {
+	var s linkSettings
+	var problems []cliconf.Problem
+	bad := func(key string, err error, fix string) {
+		problems = append(problems, cliconf.Problem{Key: key, Msg: err.Error(), Fix: fix})
+	}
+	if c.address < 1 || c.address > 254 {
+		bad("address", fmt.Errorf("%d is not a station address", c.address), "set address to 1..254, one per station of the link")
+	}
+	if c.linkID < 0 || c.linkID > 255 {
+		bad("link-id", fmt.Errorf("%d is not a link id", c.linkID), "set link-id to 0..255, the same at every station")
+	}
+	switch c.cipher {
+	case "ccm8":
+		s.cipher = chunking.CCM8
+	case "chacha20":
+		s.cipher = chunking.ChaCha20Poly1305
+	default:
+		bad("cipher", fmt.Errorf("unknown cipher %q", c.cipher), "set cipher to ccm8 or chacha20, the same at every station")
+	}
+	psk, err := loadPSK(c.pskFile, read)
+	if err != nil {
+		bad("psk-file", err, fmt.Sprintf("put the link's key there, readable by the service user only (openssl rand -hex 32 > %s; chmod 600 %[1]s; chown nexfield %[1]s)", c.pskFile))
+	}
+	s.psk = psk
+	return s, problems
 }
 
 // driverTurnaround is how long after a frame ends the radio on the other
@@ -75,25 +114,12 @@ func driverTurnaround(r radio.Radio) time.Duration {
 	return 0
 }
 
-func (c *linkConfig) open(r radio.Radio, log *slog.Logger) (*chunking.Link, error) {
-	if c.address < 1 || c.address > 254 {
-		return nil, usageError{fmt.Sprintf("--address %d: want 1-254", c.address)}
-	}
-	if c.linkID < 0 || c.linkID > 255 {
-		return nil, usageError{fmt.Sprintf("--link-id %d: want 0-255", c.linkID)}
-	}
-	var ciph chunking.Cipher
-	switch c.cipher {
-	case "ccm8":
-		ciph = chunking.CCM8
-	case "chacha20":
-		ciph = chunking.ChaCha20Poly1305
-	default:
-		return nil, usageError{fmt.Sprintf("--cipher %q: want ccm8 or chacha20", c.cipher)}
-	}
-	psk, err := readPSK(c.pskFile)
-	if err != nil {
-		return nil, err
+// open starts the link over r for command name; settings that cannot work
+// are an *cliconf.Error.
+func (c *linkConfig) open(r radio.Radio, name string, log *slog.Logger) (*chunking.Link, error) {
+	s, problems := c.resolve(readDisk)
+	if len(problems) > 0 {
+		return nil, &cliconf.Error{Command: name, Problems: problems}
 	}
 	if err := os.MkdirAll(c.stateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("link state: %w", err)
@@ -103,8 +129,8 @@ func (c *linkConfig) open(r radio.Radio, log *slog.Logger) (*chunking.Link, erro
 		turnaround = driverTurnaround(r)
 	}
 	store := chunking.FileStore{Path: filepath.Join(c.stateDir, fmt.Sprintf("link-%d-%d.counters", c.linkID, c.address))}
-	return chunking.New(r, chunking.Addr(c.address), psk, &chunking.Opts{
-		EngineOpts: chunking.EngineOpts{LinkID: byte(c.linkID), MaxMessage: c.maxMessage, Store: store, Cipher: ciph, Turnaround: turnaround},
+	return chunking.New(r, chunking.Addr(c.address), s.psk, &chunking.Opts{
+		EngineOpts: chunking.EngineOpts{LinkID: byte(c.linkID), MaxMessage: c.maxMessage, Store: store, Cipher: s.cipher, Turnaround: turnaround},
 		Logger:     log,
 	})
 }
@@ -122,7 +148,7 @@ func openStation(ctx context.Context, rc *radioConfig, lc *linkConfig, name stri
 	if err != nil {
 		return nil, err
 	}
-	l, err := lc.open(r, log.With("component", "link"))
+	l, err := lc.open(r, name, log.With("component", "link"))
 	if err != nil {
 		r.Close()
 		return nil, err

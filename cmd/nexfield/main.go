@@ -57,15 +57,10 @@ func main() {
 	err := dispatch(ctx, e, os.Args[1:])
 	stop()
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "nexfield: %v\n", err)
 		}
-		fmt.Fprintf(os.Stderr, "nexfield: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 

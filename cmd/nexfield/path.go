@@ -56,8 +56,12 @@ func relayFlags() (*flag.FlagSet, *relayConfig) {
 func runRelay(ctx context.Context, e env, args []string) error {
 	fs, c := relayFlags()
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "relay",
-		EnvAliases: map[string][]string{"server": {"NATS_URL", "NEX_WORKLOAD_NATS_SERVERS"}}}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "relay",
+		EnvAliases: map[string][]string{"server": {"NATS_URL", "NEX_WORKLOAD_NATS_SERVERS"}}})
+	if err != nil {
+		return err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return err
 	}
 	log, err := c.log.logger(e.stderr)
@@ -66,7 +70,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	}
 	peers, err := parsePeers(c.peers)
 	if err != nil {
-		return usageError{err.Error()}
+		return err // relayConfig.check refused it already
 	}
 	opts, err := workloadNATSOptions(c.creds)
 	if err != nil {
@@ -79,7 +83,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	defer nc.Close()
 	st, err := openStation(ctx, c.radio, c.link, "relay", log)
 	if err != nil {
-		return err
+		return explain(fs, src, err)
 	}
 	defer st.Close()
 	link := st.link
@@ -283,7 +287,11 @@ func sendFlags() (*flag.FlagSet, *sendConfig) {
 func runSend(ctx context.Context, e env, args []string) error {
 	fs, c := sendFlags()
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "send"}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "send"})
+	if err != nil {
+		return err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return err
 	}
 	text := strings.Join(fs.Args(), " ")
@@ -297,16 +305,13 @@ func runSend(ctx context.Context, e env, args []string) error {
 	if text == "" {
 		return usageError{"send: nothing to send (give TEXT, or pipe it in)"}
 	}
-	if c.to < 1 || c.to > 254 {
-		return usageError{"send: --to must be 1-254"}
-	}
 	log, err := newLogger(e.stderr, "text", c.logLevel)
 	if err != nil {
 		return err
 	}
 	stn, err := openStation(ctx, c.radio, c.link, "send", log)
 	if err != nil {
-		return err
+		return explain(fs, src, err)
 	}
 	defer stn.Close()
 	r, l := stn.radio, stn.link

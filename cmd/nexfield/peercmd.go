@@ -37,11 +37,17 @@ func peerFlags() (*flag.FlagSet, *peerConfig) {
 
 // runPeer serves the air-gapped side forever: radio -> link -> classifier ->
 // reply. A radio that fails is reopened with back-off instead of ending the
-// process, so a module reset or a loose cable heals by itself.
+// process, so a module reset or a loose cable heals by itself; a
+// configuration that cannot work ends it at once (configFault), before and
+// after the radio first came up.
 func runPeer(ctx context.Context, e env, args []string) error {
 	fs, c := peerFlags()
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "peer"}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "peer"})
+	if err != nil {
+		return err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return err
 	}
 	log, err := c.log.logger(e.stderr)
@@ -56,13 +62,15 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &peerRun{cfg: c, h: h, log: log, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
+	p := &peerRun{cfg: c, fs: fs, src: src, h: h, log: log, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
 	return runUnderSystemd(ctx, log, p.run, p.ready, p.status, p.hb.Check(30*time.Second))
 }
 
 // peerRun is the peer's main loop and what systemd is told about it.
 type peerRun struct {
 	cfg   *peerConfig
+	fs    *flag.FlagSet // where cfg's values came from, for explain
+	src   cliconf.Sources
 	h     *peer.Handler
 	log   *slog.Logger
 	ready chan struct{} // closed when the radio is up and the model loaded
@@ -84,6 +92,9 @@ func (p *peerRun) run(ctx context.Context) error {
 			st := p.h.Stats()
 			p.log.Info("peer stopped", "served", st.Served, "failed", st.Failed)
 			return nil
+		}
+		if configFault(err) {
+			return explain(p.fs, p.src, err) // reopening cannot help: a driver refused the settings, or the key went
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second

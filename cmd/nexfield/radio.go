@@ -58,14 +58,19 @@ func radioSectionFlags() *flag.FlagSet {
 
 func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *radioCmdConfig, args []string) (radio.Radio, error) {
 	fs.SetOutput(e.stderr)
-	if err := cliconf.Parse(fs, args, cliconf.Options{Section: "radio"}); err != nil {
+	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "radio"})
+	if err != nil {
+		return nil, err
+	}
+	if err := mustWork(fs, src, c.check(readDisk)); err != nil {
 		return nil, err
 	}
 	log, err := newLogger(e.stderr, "text", c.level)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	return c.radio.open(ctx, "radio-"+name, log.With("component", "radio"))
+	r, err := c.radio.open(ctx, "radio-"+name, log.With("component", "radio"))
+	return r, explain(fs, src, err)
 }
 
 func describeRadio(w io.Writer, r radio.Radio) {

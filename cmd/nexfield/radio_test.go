@@ -127,8 +127,8 @@ func TestRadioCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"radio", "probe", "--driver", "sx127x"}, "--dio0-pin"},
-		{[]string{"radio", "probe", "--driver", "lorawan"}, "unknown radio driver"},
+		{[]string{"radio", "probe", "--driver", "sx127x"}, `dio0-pin="" (default): driver sx127x needs dio0-pin`},
+		{[]string{"radio", "probe", "--driver", "lorawan"}, `driver=lorawan (flag --driver): unknown driver "lorawan"`},
 		{[]string{"radio", "probe", "--port", "/dev/nexfield-no-uart"}, "/dev/nexfield-no-uart"},
 		{[]string{"radio", "probe", "--module", "rylr123"}, "unknown model"},
 		{[]string{"radio", "send", "--port", "/dev/null"}, ""},

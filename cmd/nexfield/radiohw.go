@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"periph.io/x/conn/v3/spi/spireg"
 
 	"github.com/nexfield/nexfield/gpio"
+	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/radio"
 	"github.com/nexfield/nexfield/radio/lora"
 	"github.com/nexfield/nexfield/radio/rylr"
@@ -51,30 +53,65 @@ func addHardwareFlags(fs *flag.FlagSet) *hardwareConfig {
 	return h
 }
 
-// openHardware opens a radio driver on real hardware.
-func openHardware(ctx context.Context, c *radioConfig, region lora.Region, log *slog.Logger) (radio.Radio, error) {
-	h := c.hw
-	if h == nil {
-		return nil, fmt.Errorf("radio: driver %s: no hardware flags registered", c.driver)
+// hardwareSettings are the hardware flags parsed.
+type hardwareSettings struct {
+	model    rylr.Model
+	encoding rylr.Encoding
+	syncWord byte
+}
+
+// resolve parses and checks the flags driver uses (radioConfig.check).
+func (h *hardwareConfig) resolve(driver string) (hardwareSettings, []cliconf.Problem) {
+	var s hardwareSettings
+	var problems []cliconf.Problem
+	bad := func(key string, err error, fix string) {
+		problems = append(problems, cliconf.Problem{Key: key, Msg: err.Error(), Fix: fix})
 	}
-	reg, err := lora.NewRegulator(region, &lora.RegulatorOpts{FrequencyHz: c.frequency})
+	switch driver {
+	case "rylr":
+		var err error
+		if s.model, err = rylr.ParseModel(h.module); err != nil {
+			bad("module", err, "set module to auto, rylr998 or rylr896")
+		}
+		if s.encoding, err = rylr.ParseEncoding(h.encoding); err != nil {
+			bad("encoding", err, "set encoding to raw, or base64 for firmware that is not binary-safe (both ends alike)")
+		}
+		for _, a := range []struct {
+			key string
+			v   int
+		}{{"module-address", h.address}, {"module-destination", h.destination}} {
+			if a.v < 0 || a.v > 65535 {
+				bad(a.key, fmt.Errorf("%d is not a module address", a.v), "set "+a.key+" to 0..65535")
+			}
+		}
+		if h.baud <= 0 {
+			bad("baud", fmt.Errorf("%d is not a baud rate", h.baud), "set baud to the module's AT+IPR rate (115200 by default)")
+		}
+	case "sx127x":
+		if h.dio0Pin == "" {
+			bad("dio0-pin", errors.New("driver sx127x needs dio0-pin, the GPIO wired to the radio's DIO0"),
+				"set dio0-pin, e.g. GPIO22 on Adafruit's RFM95W bonnet")
+		}
+		v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(h.syncWord), "0x"), 16, 8)
+		if err != nil || v == 0 {
+			bad("sync-word", fmt.Errorf("%q is not a non-zero hex byte", h.syncWord), "set sync-word like 0x12 (private networks) or 0x34 (LoRaWAN), the same at both ends")
+		}
+		s.syncWord = byte(v)
+	}
+	return s, problems
+}
+
+// openHardware opens a radio driver on real hardware with the settings
+// radioConfig.resolve found to work.
+func openHardware(ctx context.Context, c *radioConfig, s radioSettings, log *slog.Logger) (radio.Radio, error) {
+	h := c.hw
+	reg, err := lora.NewRegulator(s.region, &lora.RegulatorOpts{FrequencyHz: c.frequency})
 	if err != nil {
 		return nil, err
 	}
 	switch c.driver {
 	case "rylr":
-		model, err := rylr.ParseModel(h.module)
-		if err != nil {
-			return nil, usageError{err.Error()}
-		}
-		enc, err := rylr.ParseEncoding(h.encoding)
-		if err != nil {
-			return nil, usageError{err.Error()}
-		}
-		if h.address < 0 || h.address > 65535 || h.destination < 0 || h.destination > 65535 {
-			return nil, usageError{"--module-address and --module-destination must be 0..65535"}
-		}
-		o := &rylr.Opts{Model: model, Encoding: enc, Address: uint16(h.address), Destination: uint16(h.destination),
+		o := &rylr.Opts{Model: s.hw.model, Encoding: s.hw.encoding, Address: uint16(h.address), Destination: uint16(h.destination),
 			NetworkID: h.networkID, BandHz: c.frequency, Params: c.params(), PowerDBm: h.power, Regulator: reg,
 			Baud: h.baud, Logger: log}
 		if h.resetPin != "" {
@@ -87,13 +124,6 @@ func openHardware(ctx context.Context, c *radioConfig, region lora.Region, log *
 		}
 		return rylr.Open(ctx, h.port, o)
 	case "sx127x":
-		if h.dio0Pin == "" {
-			return nil, usageError{"--driver sx127x needs --dio0-pin (the GPIO wired to the radio's DIO0)"}
-		}
-		sync, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(h.syncWord), "0x"), 16, 8)
-		if err != nil || sync == 0 {
-			return nil, usageError{fmt.Sprintf("--sync-word %q: want a non-zero hex byte like 0x12", h.syncWord)}
-		}
 		if err := gpio.InitHost(); err != nil {
 			return nil, err
 		}
@@ -110,14 +140,14 @@ func openHardware(ctx context.Context, c *radioConfig, region lora.Region, log *
 			return nil, fmt.Errorf("--spi %q: %w", h.spi, err)
 		}
 		d, err := sx127x.New(port, reset, dio0, &sx127x.Opts{FrequencyHz: c.frequency, Params: c.params(),
-			SyncWord: byte(sync), PowerDBm: h.power, Regulator: reg, Logger: log})
+			SyncWord: s.hw.syncWord, PowerDBm: h.power, Regulator: reg, Logger: log})
 		if err != nil {
 			port.Close()
 			return nil, err
 		}
 		return &spiRadio{Dev: d, port: port}, nil
 	}
-	return nil, usageError{fmt.Sprintf("unknown radio driver %q (want rylr, sx127x or sim)", c.driver)}
+	return nil, fmt.Errorf("radio: driver %q has no hardware", c.driver) // resolve refuses it first
 }
 
 // spiRadio is an SX1276 that also owns its SPI port.

@@ -13,12 +13,18 @@
 //	  heartbeat: 5s
 //
 // The environment variable of flag "state-dir" is NEXFIELD_STATE_DIR.
+//
+// ParseSources also says which layer set each value (Source), so a command
+// that finds a value it cannot work with can name the key, where it came from
+// and what to do (Problem); Error carries such problems, and ExitConfig is the
+// exit status they end a daemon with.
 package cliconf
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -64,23 +70,32 @@ func (o Options) EnvName(name string) string {
 // Parse sets fs from the file named by the "config" flag (if fs defines one and
 // it is set on the command line or in NEXFIELD_CONFIG), then from the
 // environment, then parses args. A missing file is an error only when it was
-// named explicitly; the default path may be absent.
+// named explicitly; the default path may be absent. A value that does not
+// parse, a file that cannot be read and a bad command line are an *Error.
 func Parse(fs *flag.FlagSet, args []string, o Options) error {
+	_, err := ParseSources(fs, args, o)
+	return err
+}
+
+// ParseSources is Parse that also returns where each value came from.
+func ParseSources(fs *flag.FlagSet, args []string, o Options) (Sources, error) {
 	lookup := o.LookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	path, explicit := configPath(fs, args, o, lookup)
+	src := Sources{}
+	path, pathSrc := configPath(fs, args, o, lookup)
 	if path != "" {
-		values, err := ReadFile(path, o.Section)
+		b, err := os.ReadFile(path)
 		switch {
 		case err == nil:
-			if err := apply(fs, values, "config "+path); err != nil {
-				return err
+			if err := applyFile(fs, b, path, o.Section, src); err != nil {
+				return nil, err
 			}
-		case errors.Is(err, os.ErrNotExist) && !explicit:
+		case errors.Is(err, os.ErrNotExist) && pathSrc.Kind == FromDefault:
 		default:
-			return err
+			return nil, &Error{Command: fs.Name(), Problems: []Problem{{Key: "config", Value: path, Source: pathSrc,
+				Msg: err.Error(), Fix: "name a readable file, or leave config unset to use " + DefaultConfigPath}}}
 		}
 	}
 	env := map[string]string{}
@@ -92,20 +107,55 @@ func Parse(fs *flag.FlagSet, args []string, o Options) error {
 		for _, n := range names {
 			if v, ok := lookup(n); ok && v != "" {
 				env[f.Name] = v
+				src[f.Name] = Source{Kind: FromEnv, Name: n}
 				return
 			}
 		}
 	})
-	if err := apply(fs, env, "environment"); err != nil {
-		return err
+	if err := apply(fs, env, src); err != nil {
+		return nil, err
 	}
-	return fs.Parse(args)
+	for name, typed := range commandLine(fs, args) {
+		src[name] = Source{Kind: FromFlag, Name: typed}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &Error{Command: fs.Name(), Problems: []Problem{{Source: Source{Kind: FromFlag}, Msg: err.Error(),
+			Fix: fmt.Sprintf("'nexfield %s -h' lists the flags", fs.Name())}}}
+	}
+	return src, nil
 }
 
-func configPath(fs *flag.FlagSet, args []string, o Options, lookup func(string) (string, bool)) (string, bool) {
+// ApplyFile sets fs from the configuration file b (read from path) as Parse
+// would, without the environment or a command line, for checking a file
+// before a command reads it. It sets every value that parses and returns
+// their sources even when others do not (the *Error lists those).
+func ApplyFile(fs *flag.FlagSet, b []byte, path, section string) (Sources, error) {
+	src := Sources{}
+	err := applyFile(fs, b, path, section, src)
+	return src, err
+}
+
+func applyFile(fs *flag.FlagSet, b []byte, path, section string, src Sources) error {
+	values, keys, err := decode(b, section)
+	if err != nil {
+		return &Error{Command: fs.Name(), Problems: []Problem{{Source: Source{Kind: FromFile, Name: path},
+			Msg: err.Error(), Fix: "fix the YAML (nexfield config check names every problem)"}}}
+	}
+	for k := range values {
+		src[k] = Source{Kind: FromFile, Name: path, Key: keys[k]}
+	}
+	return apply(fs, values, src)
+}
+
+// configPath is the configuration file Parse reads and where its name came
+// from (FromDefault: the flag's default, which may be absent).
+func configPath(fs *flag.FlagSet, args []string, o Options, lookup func(string) (string, bool)) (string, Source) {
 	f := fs.Lookup("config")
 	if f == nil {
-		return "", false
+		return "", Source{}
 	}
 	for i, a := range args {
 		if a == "--" {
@@ -113,76 +163,183 @@ func configPath(fs *flag.FlagSet, args []string, o Options, lookup func(string) 
 		}
 		for _, p := range []string{"-config", "--config"} {
 			if a == p && i+1 < len(args) {
-				return args[i+1], true
+				return args[i+1], Source{Kind: FromFlag, Name: p}
 			}
 			if v, ok := strings.CutPrefix(a, p+"="); ok {
-				return v, true
+				return v, Source{Kind: FromFlag, Name: p}
 			}
 		}
 	}
-	if v, ok := lookup(o.EnvName("config")); ok && v != "" {
-		return v, true
+	if n := o.EnvName("config"); n != "" {
+		if v, ok := lookup(n); ok && v != "" {
+			return v, Source{Kind: FromEnv, Name: n}
+		}
 	}
-	return f.DefValue, false
+	return f.DefValue, Source{}
 }
 
-func apply(fs *flag.FlagSet, values map[string]string, from string) error {
+// apply sets the flags of fs named in values (keys of other commands that
+// share the file are skipped); a value that does not parse is an *Error
+// naming its source.
+func apply(fs *flag.FlagSet, values map[string]string, src Sources) error {
 	keys := make([]string, 0, len(values))
 	for k := range values {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var problems []Problem
 	for _, k := range keys {
 		if fs.Lookup(k) == nil {
-			continue // keys of other commands share the file
+			continue
 		}
 		if err := fs.Set(k, values[k]); err != nil {
-			return fmt.Errorf("%s: %s: %w", from, k, err)
+			problems = append(problems, Problem{Key: k, Value: values[k], Source: src[k], Msg: err.Error(),
+				Fix: fmt.Sprintf("'nexfield %s -h' says what %s takes", fs.Name(), k)})
 		}
+	}
+	if len(problems) > 0 {
+		return &Error{Command: fs.Name(), Problems: problems}
 	}
 	return nil
 }
 
-// ReadFile returns the flat key/value view of a configuration file for one
+// commandLine returns the flags args sets, by name (an alias counts for the
+// flag it stands for), each with the form a user types ("--sf", "-s"). It
+// parses args into a scratch set of the same flags, so fs's values and its
+// usage text stay as they are; fs.Parse reports any error.
+func commandLine(fs *flag.FlagSet, args []string) map[string]string {
+	scratch := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	scratch.SetOutput(io.Discard)
+	scratch.Usage = func() {}
+	set := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		name := f.Name
+		if long, ok := strings.CutPrefix(f.Usage, "short for -"); ok && fs.Lookup(long) != nil {
+			name = long // an Alias
+		}
+		typed := "--" + f.Name
+		if len(f.Name) == 1 {
+			typed = "-" + f.Name
+		}
+		b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+		scratch.Var(&marker{set: set, name: name, typed: typed, bool: isBool && b.IsBoolFlag()}, f.Name, "")
+	})
+	_ = scratch.Parse(args)
+	return set
+}
+
+// marker is a scratch flag value that records that it was set.
+type marker struct {
+	set         map[string]string
+	name, typed string
+	bool        bool
+}
+
+func (m *marker) String() string   { return "" }
+func (m *marker) IsBoolFlag() bool { return m != nil && m.bool }
+func (m *marker) Set(string) error { m.set[m.name] = m.typed; return nil }
+
+// Decode returns the flat key/value view of configuration file b for one
 // section: top-level keys overlaid with the section's keys. Lists are joined
 // with commas and mappings become "k=v,k=v" (the forms list flags accept).
 // Mappings of other sections show up flattened too; Parse ignores keys that
 // are not flags of the command.
-func ReadFile(path, section string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return Decode(b, section)
+func Decode(b []byte, section string) (map[string]string, error) {
+	values, _, err := decode(b, section)
+	return values, err
 }
 
-// Decode is ReadFile on bytes already read.
-func Decode(b []byte, section string) (map[string]string, error) {
-	var doc map[string]any
+// decode is Decode that also returns each value's key as written in the
+// file: "peer.sf" from the section, "sf" from the top level. Scalars keep
+// their text as written, so "sync-word: 0x34" is "0x34" and not YAML's 52.
+func decode(b []byte, section string) (values, keys map[string]string, err error) {
+	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	}
-	out := map[string]string{}
-	for k, v := range doc {
-		if k == section {
+	values, keys = map[string]string{}, map[string]string{}
+	if len(doc.Content) == 0 {
+		return values, keys, nil // an empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("config: line %d: want a mapping of flag names to values", root.Line)
+	}
+	var sec *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i].Value, resolve(root.Content[i+1])
+		if k == section && section != "" {
+			if v.Kind == yaml.MappingNode {
+				sec = v
+			}
 			continue
 		}
-		s, err := scalar(v)
+		s, err := text(v)
 		if err != nil {
-			return nil, fmt.Errorf("config: key %q: %w", k, err)
+			return nil, nil, fmt.Errorf("config: key %q: %w", k, err)
 		}
-		out[k] = s
+		values[k], keys[k] = s, k
 	}
-	if sec, ok := doc[section].(map[string]any); ok && section != "" {
-		for k, v := range sec {
-			s, err := scalar(v)
+	if sec != nil {
+		for i := 0; i+1 < len(sec.Content); i += 2 {
+			k := sec.Content[i].Value
+			s, err := text(resolve(sec.Content[i+1]))
 			if err != nil {
-				return nil, fmt.Errorf("config: key %s.%s: %w", section, k, err)
+				return nil, nil, fmt.Errorf("config: key %s.%s: %w", section, k, err)
 			}
-			out[k] = s
+			values[k], keys[k] = s, section+"."+k
 		}
 	}
-	return out, nil
+	return values, keys, nil
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// text is a value as a flag takes it: a scalar as written (null is empty),
+// a list joined with commas, a mapping as "k=v,k=v" in key order.
+func text(n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "", nil
+		}
+		return n.Value, nil
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(n.Content))
+		for _, e := range n.Content {
+			s, err := text(resolve(e))
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), nil
+	case yaml.MappingNode:
+		kv := map[string]string{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			s, err := text(resolve(n.Content[i+1]))
+			if err != nil {
+				return "", err
+			}
+			kv[n.Content[i].Value] = s
+		}
+		keys := make([]string, 0, len(kv))
+		for k := range kv {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+"="+kv[k])
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("unsupported value at line %d", n.Line)
 }
 
 // Sections returns the names of the mappings at the top level of a file.
@@ -199,42 +356,4 @@ func Sections(b []byte) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func scalar(v any) (string, error) {
-	switch t := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return t, nil
-	case bool, int, int64, uint64, float64:
-		return fmt.Sprint(t), nil
-	case []any:
-		parts := make([]string, 0, len(t))
-		for _, e := range t {
-			s, err := scalar(e)
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ","), nil
-	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(t))
-		for _, k := range keys {
-			s, err := scalar(t[k])
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, k+"="+s)
-		}
-		return strings.Join(parts, ","), nil
-	default:
-		return "", fmt.Errorf("unsupported value %v (%T)", v, v)
-	}
 }

@@ -1,7 +1,9 @@
 package cliconf
 
 import (
+	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +84,111 @@ func TestDecodeListsAndMaps(t *testing.T) {
 	}
 	if got["tags"] != "a=x,b=2" || got["servers"] != "nats://a,nats://b" {
 		t.Errorf("got %v", got)
+	}
+}
+
+// TestParseSources: each value's layer is reported, so a command can say
+// where a bad value came from.
+func TestParseSources(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "nexfield.yaml")
+	os.WriteFile(cfg, []byte("sf: 9\nregion: eu868\npeer:\n  driver: sim\n"), 0o644)
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	fs.String("config", "", "")
+	fs.String("server", "", "")
+	Alias(fs, "s", "server")
+	fs.Int("sf", 7, "")
+	fs.String("driver", "rylr", "")
+	fs.String("region", "us915", "")
+	fs.String("hub", "", "")
+	fs.Bool("echo", false, "")
+	fs.Int("address", 2, "")
+	env := map[string]string{"NEXFIELD_REGION": "none", "NATS_URL": "nats://env:1"}
+	src, err := ParseSources(fs, []string{"--config", cfg, "-s", "nats://flag:2", "--echo", "-hub=h:1"}, Options{
+		Section: "peer", EnvAliases: map[string][]string{"server": {"NATS_URL"}},
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ flag, want string }{
+		{"sf", cfg + ", top level"},
+		{"driver", cfg + ", section peer"},
+		{"region", "environment NEXFIELD_REGION"},
+		{"server", "flag -s"},
+		{"echo", "flag --echo"},
+		{"hub", "flag --hub"},
+		{"address", "default"},
+	} {
+		if got := src[tc.flag].String(); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.flag, got, tc.want)
+		}
+	}
+}
+
+// TestParseErrorsNameTheSource: a value that does not parse is an *Error
+// whose problem names the key, its layer and what to do.
+func TestParseErrorsNameTheSource(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "nexfield.yaml")
+	os.WriteFile(cfg, []byte("peer:\n  sf: nine\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"file section", []string{"--config", cfg}, nil, "sf=nine (" + cfg + ", section peer): parse error; 'nexfield peer -h' says what sf takes"},
+		{"environment", nil, map[string]string{"NEXFIELD_SF": "13.5"}, "sf=13.5 (environment NEXFIELD_SF): parse error"},
+		{"explicit file missing", []string{"--config", cfg + ".absent"}, nil, "config=" + cfg + ".absent (flag --config): open "},
+		{"command line", []string{"--sf", "x"}, nil, "(command line): invalid value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			fs.String("config", "", "")
+			fs.Int("sf", 7, "")
+			err := Parse(fs, tc.args, Options{Section: "peer", LookupEnv: func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }})
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want an *Error", err)
+			}
+			if ce.Command != "peer" || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := Parse(fs, []string{"-h"}, Options{}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	e := &Error{Command: "peer", Problems: []Problem{
+		{Key: "sf", Value: "13", Source: Source{Kind: FromFlag, Name: "--sf"}, Msg: "not in 5..12", Fix: "set sf to 5..12"},
+		{Key: "dio0-pin", Msg: "driver sx127x needs it"},
+	}}
+	want := "peer: configuration cannot work (2 problems):\n  - sf=13 (flag --sf): not in 5..12; set sf to 5..12\n  - dio0-pin=\"\" (default): driver sx127x needs it"
+	if e.Error() != want {
+		t.Errorf("got %q, want %q", e.Error(), want)
+	}
+}
+
+// TestDecodeKeepsText: a value reaches the flag as written, not as YAML
+// reads it (0x34 is a sync word, not 52; 010 is not 8; null is unset).
+func TestDecodeKeepsText(t *testing.T) {
+	got, err := Decode([]byte("sync-word: 0x34\nmode: 010\nname: ~\nrate: 1_000\npeer:\n  sync-word: 0x12\n  peers: &p [a=1, b=2]\nlist: *p\n"), "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"sync-word": "0x12", "mode": "010", "name": "", "rate": "1_000", "peers": "a=1,b=2", "list": "a=1,b=2"} {
+		if got[k] != want {
+			t.Errorf("%s: got %q, want %q", k, got[k], want)
+		}
+	}
+	if _, err := Decode([]byte("- a\n- b\n"), ""); err == nil || !strings.Contains(err.Error(), "want a mapping") {
+		t.Errorf("a list: got %v", err)
+	}
+	if got, err := Decode(nil, "peer"); err != nil || len(got) != 0 {
+		t.Errorf("empty file: got %v, %v", got, err)
 	}
 }

@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,59 @@ func (r Region) Dwell(p Params) time.Duration {
 	return 0
 }
 
+// Band is the range of carrier frequencies the region spans, low edge
+// inclusive, high edge exclusive: US915 902–928 MHz, EU868 863–870 MHz (of
+// which CheckFrequency allows only the duty-cycle sub-bands). RegionNone
+// spans nothing and reports 0, 0.
+func (r Region) Band() (lowHz, highHz int) {
+	switch r {
+	case US915:
+		return 902_000_000, 928_000_000
+	case EU868:
+		return 863_000_000, 870_000_000
+	}
+	return 0, 0
+}
+
+// CheckFrequency reports whether a carrier at frequencyHz may be used in the
+// region: inside Band for US915, inside one of the duty-cycle sub-bands for
+// EU868 (the band less the gaps between them), anywhere for RegionNone.
+func (r Region) CheckFrequency(frequencyHz int) error {
+	switch r {
+	case RegionNone:
+		return nil
+	case US915:
+		if lo, hi := r.Band(); frequencyHz < lo || frequencyHz >= hi {
+			return fmt.Errorf("lora: %s is outside the US915 band (%s)", mhz(frequencyHz), bandString(lo, hi))
+		}
+		return nil
+	case EU868:
+		if euSubBand(frequencyHz) < 0 {
+			lo, hi := r.Band()
+			return fmt.Errorf("lora: %s is outside every EU868 duty-cycle sub-band (%s, less the gaps between sub-bands)", mhz(frequencyHz), bandString(lo, hi))
+		}
+		return nil
+	}
+	return fmt.Errorf("lora: unknown region %d", r)
+}
+
+func mhz(hz int) string { return strconv.FormatFloat(float64(hz)/1e6, 'f', -1, 64) + " MHz" }
+
+func bandString(lo, hi int) string {
+	return strconv.FormatFloat(float64(lo)/1e6, 'f', -1, 64) + "–" + mhz(hi)
+}
+
+// euSubBand is the index into EU868SubBands of the sub-band holding
+// frequencyHz, -1 when none does.
+func euSubBand(frequencyHz int) int {
+	for i, b := range EU868SubBands() {
+		if frequencyHz >= b.LowHz && frequencyHz < b.HighHz {
+			return i
+		}
+	}
+	return -1
+}
+
 // SubBand is one EU868 duty-cycle band.
 type SubBand struct {
 	Name           string
@@ -88,8 +142,10 @@ func EU868SubBands() []SubBand {
 
 // RegulatorOpts configures a Regulator. The zero value is usable.
 type RegulatorOpts struct {
-	// FrequencyHz is the channel centre; EU868 needs it to pick the
-	// sub-band (0 means 868.1 MHz, the first LoRaWAN default channel).
+	// FrequencyHz is the channel centre, refused when the region does not
+	// allow it (Region.CheckFrequency). EU868 needs it to pick the sub-band
+	// (0 means 868.1 MHz, the first LoRaWAN default channel); elsewhere 0
+	// leaves the frequency to a later Tune.
 	FrequencyHz int
 	// Window is the duty-cycle accounting window; 0 means one hour.
 	Window time.Duration
@@ -130,12 +186,14 @@ func NewRegulator(region Region, opts *RegulatorOpts) (*Regulator, error) {
 		o.Window = time.Hour
 	}
 	g := &Regulator{region: region, window: o.Window, band: -1, log: map[int][]txRecord{}}
+	f := o.FrequencyHz
 	if region == EU868 {
 		g.bands = EU868SubBands()
-		f := o.FrequencyHz
 		if f == 0 {
 			f = 868_100_000
 		}
+	}
+	if f != 0 {
 		if err := g.Tune(f); err != nil {
 			return nil, err
 		}
@@ -143,21 +201,20 @@ func NewRegulator(region Region, opts *RegulatorOpts) (*Regulator, error) {
 	return g, nil
 }
 
-// Tune selects the sub-band for frequencyHz. Under EU868 a frequency outside
-// every sub-band is refused; the budget already spent in each band is kept.
+// Tune selects the carrier frequencyHz, refusing one outside the region
+// (Region.CheckFrequency). Under EU868 it picks the sub-band whose budget
+// applies; the budget already spent in each sub-band is kept.
 func (g *Regulator) Tune(frequencyHz int) error {
+	if err := g.region.CheckFrequency(frequencyHz); err != nil {
+		return err
+	}
 	if g.region != EU868 {
 		return nil
 	}
-	for i, b := range g.bands {
-		if frequencyHz >= b.LowHz && frequencyHz < b.HighHz {
-			g.mu.Lock()
-			g.band = i
-			g.mu.Unlock()
-			return nil
-		}
-	}
-	return fmt.Errorf("lora: %d Hz is outside every EU868 duty-cycle sub-band", frequencyHz)
+	g.mu.Lock()
+	g.band = euSubBand(frequencyHz)
+	g.mu.Unlock()
+	return nil
 }
 
 // Region returns the region enforced.

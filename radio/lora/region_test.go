@@ -2,6 +2,7 @@ package lora
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +134,47 @@ func TestParseRegion(t *testing.T) {
 	}
 	if _, err := NewRegulator(Region(9), nil); err == nil {
 		t.Error("unknown region accepted")
+	}
+}
+
+func TestRegionFrequency(t *testing.T) {
+	for _, tc := range []struct {
+		region Region
+		hz     int
+		ok     bool
+	}{
+		{US915, 915_000_000, true},
+		{US915, 902_300_000, true},
+		{US915, 927_500_000, true},
+		{US915, 868_100_000, false},
+		{US915, 928_000_000, false},
+		{US915, 901_999_999, false},
+		{EU868, 868_100_000, true},
+		{EU868, 869_525_000, true},
+		{EU868, 868_650_000, false}, // between sub-bands g1 and g2
+		{EU868, 915_000_000, false},
+		{RegionNone, 433_000_000, true},
+	} {
+		err := tc.region.CheckFrequency(tc.hz)
+		if (err == nil) != tc.ok {
+			t.Errorf("%v %d Hz: got %v, want ok=%v", tc.region, tc.hz, err, tc.ok)
+		}
+		_, rerr := NewRegulator(tc.region, &RegulatorOpts{FrequencyHz: tc.hz})
+		if (rerr == nil) != tc.ok {
+			t.Errorf("NewRegulator(%v, %d Hz): got %v, want ok=%v", tc.region, tc.hz, rerr, tc.ok)
+		}
+	}
+	if err := US915.CheckFrequency(868_000_000); err == nil || !strings.Contains(err.Error(), "868 MHz is outside the US915 band (902–928 MHz)") {
+		t.Errorf("got %v", err)
+	}
+	g, err := NewRegulator(US915, nil) // no frequency yet: checked at Tune
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Tune(868_100_000); err == nil {
+		t.Error("868.1 MHz accepted as a US915 frequency")
+	}
+	if lo, hi := EU868.Band(); lo != 863_000_000 || hi != 870_000_000 {
+		t.Errorf("EU868 band %d–%d", lo, hi)
 	}
 }
