@@ -26,19 +26,6 @@ func (l *Link) Flush(ctx context.Context) error {
 	}
 }
 
-// pending reports whether a frame is on the air or waiting to be sent.
-func (e *Engine) pending() bool {
-	if e.tx != nil {
-		return true
-	}
-	for _, p := range e.order {
-		if len(p.urgent) > 0 || len(p.bulk) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // releaseFlushers wakes Flush callers once nothing is left to send; the
 // caller holds mu.
 func (l *Link) releaseFlushers() {

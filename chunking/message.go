@@ -1,0 +1,68 @@
+package chunking
+
+import (
+	"errors"
+	"hash/crc32"
+	"slices"
+)
+
+// reasm holds the fragments of one message.
+type reasm struct {
+	frags [][]byte
+	have  []bool
+	count int
+	n     int // -1 until the last fragment arrives
+	bytes int
+}
+
+func withCRC(payload []byte) []byte {
+	c := crc32.ChecksumIEEE(payload)
+	return append(append(make([]byte, 0, len(payload)+4), payload...), byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
+}
+
+func checkCRC(data []byte) ([]byte, bool) {
+	if len(data) < 4 {
+		return nil, false
+	}
+	pl := data[:len(data)-4]
+	c := crc32.ChecksumIEEE(pl)
+	t := data[len(data)-4:]
+	return pl, t[0] == byte(c>>24) && t[1] == byte(c>>16) && t[2] == byte(c>>8) && t[3] == byte(c)
+}
+
+var errFragments = errors.New("fragments disagree on the message length")
+
+// add stores fragment idx; it reports whether it was new.
+func (r *reasm) add(idx int, data []byte, last bool) (bool, error) {
+	if idx >= maxFrags || (r.n >= 0 && idx >= r.n) || (last && idx+1 < len(r.have) && slices.Contains(r.have[idx+1:], true)) {
+		return false, errFragments
+	}
+	if last {
+		if r.n >= 0 && r.n != idx+1 {
+			return false, errFragments
+		}
+		r.n = idx + 1
+	}
+	if idx >= len(r.have) {
+		r.have = append(r.have, make([]bool, idx+1-len(r.have))...)
+		r.frags = append(r.frags, make([][]byte, idx+1-len(r.frags))...)
+	}
+	if r.have[idx] {
+		return false, nil
+	}
+	r.have[idx] = true
+	r.frags[idx] = slices.Clone(data)
+	r.count++
+	r.bytes += len(data)
+	return true, nil
+}
+
+func (r *reasm) complete() bool { return r.n >= 0 && r.count == r.n }
+
+func (r *reasm) assemble() []byte {
+	out := make([]byte, 0, r.bytes)
+	for _, f := range r.frags[:r.n] {
+		out = append(out, f...)
+	}
+	return out
+}
