@@ -86,6 +86,22 @@ type Stats struct {
 	Latency time.Duration
 }
 
+// sent counts a frame this side transmitted for the exchange.
+func (s *Stats) sent(airtime time.Duration, retry bool) {
+	s.Frames++
+	s.Airtime += airtime
+	if retry {
+		s.Retries++
+	}
+}
+
+// heard counts an authenticated frame received for the exchange.
+func (s *Stats) heard(airtime time.Duration, rssi, snr float64) {
+	s.Received++
+	s.Airtime += airtime
+	s.RSSI, s.SNR = rssi, snr
+}
+
 // EngineStats count frames at the link level.
 type EngineStats struct {
 	// Sent is the number of frames handed to the radio.
@@ -180,13 +196,9 @@ type Engine struct {
 	rng    *rand.Rand
 	stats  EngineStats
 
-	tx       *txItem // frame on the air
-	listen   time.Time
-	listenTo *peer
-	rr       int
-	bulkPeer *peer
-	buffered int
-	ackLimit int
+	sched        // the transmit side the peers share (schedule.go)
+	buffered int // bytes held for reassembly and cached replies, all peers
+	ackLimit int // most bytes an ACK or RACK body takes
 }
 
 // NewEngine returns an engine for the radio at address self on a link
@@ -358,20 +370,14 @@ func (e *Engine) Receive(now time.Time, frame []byte, rssi, snr float64) {
 			}
 			continue
 		}
-		var o *outMsg
-		if len(p.out) > 0 && p.out[0].x != nil && byte(p.out[0].x.counter) == h.hint {
-			o = p.out[0]
-		} else if d := p.lastDone; d != nil && byte(d.x.counter) == h.hint {
-			o = d
-		} else {
+		o := p.ours(h.hint)
+		if o == nil {
 			continue
 		}
 		if pt, err := p.open.Open(nil, h.nonce(o.x.counter, nonce), body, aad); err == nil {
 			e.stats.Accepted++
 			p.rssi, p.snr = rssi, snr
-			o.stats.Received++
-			o.stats.Airtime += e.o.Airtime(len(frame))
-			o.stats.RSSI, o.stats.SNR = rssi, snr
+			o.stats.heard(e.o.Airtime(len(frame)), rssi, snr)
 			e.onOurs(now, p, o, h, pt)
 			return
 		}

@@ -59,6 +59,22 @@ func (r *reasm) add(idx int, data []byte, last bool) (bool, error) {
 
 func (r *reasm) complete() bool { return r.n >= 0 && r.count == r.n }
 
+// release drops the fragments (the bitmap stays) and returns their bytes.
+func (r *reasm) release() int {
+	n := r.bytes
+	r.frags, r.bytes = nil, 0
+	return n
+}
+
+// ackBody is the body of an ACK (or RACK) about r: nil when r is
+// complete, else what is missing, in at most limit bytes.
+func (r *reasm) ackBody(limit int) []byte {
+	if r.complete() {
+		return nil
+	}
+	return encodeAck(r.have, r.n, limit)
+}
+
 func (r *reasm) assemble() []byte {
 	out := make([]byte, 0, r.bytes)
 	for _, f := range r.frags[:r.n] {

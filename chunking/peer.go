@@ -4,6 +4,7 @@ import (
 	"crypto/cipher"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // peer is what the engine keeps about one peer: its keys and counters,
@@ -42,8 +43,65 @@ func (e *Engine) peer(a Addr) (*peer, error) {
 	return p, nil
 }
 
-func (e *Engine) seal(p *peer, h header, counter uint32, body []byte) []byte {
+// sealFrame seals a frame to p about the message with counter; the header
+// is the associated data and, with the counter, the nonce.
+func (p *peer) sealFrame(h header, counter uint32, body []byte) []byte {
 	var n [nonceLen]byte
-	b := h.appendTo(make([]byte, 0, h.size()+len(body)+e.tagLen))
+	b := h.appendTo(make([]byte, 0, h.size()+len(body)+p.seal.Overhead()))
 	return p.seal.Seal(b, h.nonce(counter, n[:p.seal.NonceSize()]), body, b)
+}
+
+// control seals a control frame of type t about the message with counter.
+func (p *peer) control(t ctlType, seq int, counter uint32, body []byte) []byte {
+	return p.sealFrame(header{link: p.txTag, hint: byte(counter), ctl: ctlCtl(t, seq)}, counter, body)
+}
+
+// queueAck queues the ACK about m, going at, which replaces one still
+// waiting; limit caps its body.
+func (p *peer) queueAck(m *inMsg, at time.Time, limit int) {
+	p.unqueueAck(m)
+	m.ackSeq++
+	if m.ackSeq > seqMask {
+		return
+	}
+	body := m.r.ackBody(limit)
+	// An ACK with gaps asks the sender to resend them at once: stay quiet
+	// for that burst (a half-duplex radio that talks to another peer
+	// meanwhile is deaf to it).
+	p.urgent = append(p.urgent, &txItem{p: p, frame: p.control(ctlAck, m.ackSeq, m.counter, body), notBefore: at, st: &m.stats, solicit: body != nil})
+}
+
+// queueRefuse tells p, at, that its message counter cannot be taken, and
+// why.
+func (p *peer) queueRefuse(counter uint32, reason int, at time.Time) {
+	p.urgent = append(p.urgent, &txItem{p: p, frame: p.control(ctlRefuse, reason, counter, nil), notBefore: at})
+}
+
+// queueAbort tells p to forget o.
+func (p *peer) queueAbort(o *outMsg) {
+	p.urgent = append(p.urgent, &txItem{p: p, frame: p.control(ctlAbort, 0, o.x.counter, nil), st: &o.stats})
+}
+
+// ours returns our message a frame with counter low byte hint is about:
+// the one going on, or the last request, whose final RACK may be asked
+// for again.
+func (p *peer) ours(hint byte) *outMsg {
+	if len(p.out) > 0 && p.out[0].x != nil && byte(p.out[0].x.counter) == hint {
+		return p.out[0]
+	}
+	if d := p.lastDone; d != nil && byte(d.x.counter) == hint {
+		return d
+	}
+	return nil
+}
+
+// unqueueAck drops the ACK about m still waiting to go: a newer one
+// replaces it, or more of the burst came.
+func (p *peer) unqueueAck(m *inMsg) {
+	p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.x == nil && it.st == &m.stats })
+}
+
+// unqueueFinalRack drops the final RACK of o still waiting to go.
+func (p *peer) unqueueFinalRack(o *outMsg) {
+	p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.finalRack && it.st == &o.stats })
 }

@@ -2,26 +2,80 @@ package chunking
 
 import (
 	"fmt"
-	"slices"
 	"time"
 )
 
+// inState is where a peer's message to us stands.
+type inState uint8
+
+const (
+	inReceiving inState = iota // fragments arriving
+	inDelivered                // whole and handed over; a request waits for (or has) its reply
+	inDead                     // refused or aborted: later frames about it are ignored
+)
+
+func (s inState) String() string {
+	switch s {
+	case inReceiving:
+		return "receiving"
+	case inDelivered:
+		return "delivered"
+	case inDead:
+		return "dead"
+	}
+	return fmt.Sprintf("inState(%d)", uint8(s))
+}
+
+// inMsg is the peer's latest message to us: its reassembly, the ACKs we
+// owe it, and, for a request, our reply.
 type inMsg struct {
-	id        MsgID
-	counter   uint32
-	kind      fragKind
-	known     bool // kind seen
-	r         reasm
-	delivered bool
-	dead      bool // refused or aborted
-	ackSeq    int
-	grace     time.Time
-	silence   time.Time // acknowledge if no frame arrives by then
-	lastSeen  time.Time
-	acked     bool // ACK(complete) sent or due
-	rx        *xfer
-	stats     Stats
-	start     time.Time
+	id       MsgID
+	counter  uint32
+	kind     fragKind
+	known    bool // kind seen
+	r        reasm
+	state    inState
+	ackSeq   int
+	grace    time.Time
+	silence  time.Time // acknowledge if no frame arrives by then
+	lastSeen time.Time
+	acked    bool // ACK(complete) sent or due
+	rx       *xfer
+	stats    Stats
+	start    time.Time
+}
+
+// forgetAt is when m is freed for lack of frames about it: Inactivity after
+// the last one, unless our reply is still on its way (its own retry budget
+// bounds that). Zero: not yet.
+func (m *inMsg) forgetAt(inactivity time.Duration) time.Time {
+	if m.lastSeen.IsZero() || (m.rx != nil && m.rx.state != xDone) {
+		return time.Time{}
+	}
+	return m.lastSeen.Add(inactivity)
+}
+
+// deadline is when m's next timer fires.
+func (m *inMsg) deadline(inactivity time.Duration) time.Time {
+	var t earliest
+	t.add(m.forgetAt(inactivity))
+	if m.state != inDead {
+		t.add(m.grace)
+		t.add(m.silence)
+		t.add(m.rx.ackDeadline())
+	}
+	return t.t
+}
+
+// release frees what m holds, its reassembly and its reply, and returns
+// the bytes freed.
+func (m *inMsg) release() int {
+	n := m.r.release()
+	if m.rx != nil {
+		n += len(m.rx.data)
+		m.rx.stop()
+	}
+	return n
 }
 
 // Reply answers the request id (from an EventRequest). handlerErr sends
@@ -31,7 +85,7 @@ type inMsg struct {
 func (e *Engine) Reply(now time.Time, id MsgID, payload []byte, handlerErr bool) error {
 	for _, p := range e.order {
 		m := p.in
-		if m == nil || m.id != id || m.dead || m.rx != nil || m.kind != kindRequest || !m.delivered {
+		if m == nil || m.id != id || m.state != inDelivered || m.rx != nil || m.kind != kindRequest {
 			continue
 		}
 		if len(payload) > e.o.MaxMessage {
@@ -42,36 +96,14 @@ func (e *Engine) Reply(now time.Time, id MsgID, payload []byte, handlerErr bool)
 		if handlerErr {
 			kind = kindError
 		}
-		m.rx = e.newXfer(p, m.counter, kind, withCRC(payload), &m.stats)
+		data := withCRC(payload)
+		m.rx = newXfer(p, m.counter, kind, data, e.chooseFrag(len(data)), &m.stats)
 		m.grace = time.Time{}
 		e.buffered += len(m.rx.data)
-		e.burst(now, m.rx)
+		m.rx.queueBurst(now.Add(e.o.Turnaround))
 		return nil
 	}
 	return ErrUnknownMessage
-}
-
-func (e *Engine) queueAck(now time.Time, p *peer, m *inMsg) {
-	// One pending ACK per message: a newer one replaces it.
-	p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.x == nil && it.st == &m.stats })
-	m.ackSeq++
-	if m.ackSeq > seqMask {
-		return
-	}
-	var body []byte
-	if !m.r.complete() {
-		body = encodeAck(m.r.have, m.r.n, e.ackLimit)
-	}
-	h := header{link: p.txTag, hint: byte(m.counter), ctl: ctlCtl(ctlAck, m.ackSeq)}
-	// An ACK with gaps asks the sender to resend them at once: stay quiet
-	// for that burst (a half-duplex radio that talks to another peer
-	// meanwhile is deaf to it).
-	p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, m.counter, body), notBefore: now.Add(e.o.Turnaround), st: &m.stats, solicit: body != nil})
-}
-
-func (e *Engine) queueRefuse(now time.Time, p *peer, counter uint32, reason int) {
-	h := header{link: p.txTag, hint: byte(counter), ctl: ctlCtl(ctlRefuse, reason)}
-	p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, counter, nil), notBefore: now.Add(e.o.Turnaround)})
 }
 
 // onTheirs handles an authenticated frame about the peer's message c. It
@@ -80,59 +112,28 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 	solicit := (h.isFrag() && h.poll()) || (!h.isFrag() && h.ctlType() == ctlPoll)
 	m := p.in
 	if m == nil || m.counter != c {
-		hi := e.ctr.Rx[p.addr]
-		if c <= hi {
-			if c == hi && solicit && m == nil {
-				// We accepted this message before a restart and kept no
-				// state: we can neither finish it nor answer it again.
-				e.queueRefuse(now, p, c, refuseStale)
-			}
+		if m = e.newIn(now, p, h, c, solicit); m == nil {
 			return false
 		}
-		if !h.isFrag() && h.ctlType() != ctlPoll {
-			return false
-		}
-		next := e.ctr.clone()
-		next.Rx[p.addr] = c
-		if err := e.o.Store.Save(next); err != nil {
-			// Without a durable record we could answer twice after a
-			// restart; drop the frame, the sender will repeat it.
-			return false
-		}
-		e.ctr = next
-		if e.listenTo == p {
-			// We were waiting for the RACK of our reply (or an answer about
-			// an older message): the peer's newer message settles it, and
-			// our answer to it must not wait for the old window.
-			e.listen, e.listenTo = time.Time{}, nil
-		}
-		e.dropIn(p)
-		e.nextID++
-		m = &inMsg{id: e.nextID, counter: c, r: reasm{n: -1}, start: now}
-		p.in = m
 	}
 	m.lastSeen = now
 	if h.isFrag() && !h.poll() {
 		// More of this burst follows back to back: without carrier sense,
 		// talking to anyone now would make us deaf to it.
-		if t := now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond); t.After(e.listen) {
-			e.listen, e.listenTo = t, p
+		if t := now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond); t.After(e.quiet.until) {
+			e.quiet.expect(t, p)
 		}
-	} else if e.listenTo == p {
-		e.listen, e.listenTo = time.Time{}, nil
+	} else {
+		e.quiet.release(p)
 	}
-	m.stats.Received++
-	m.stats.Airtime += e.o.Airtime(flen)
-	m.stats.RSSI, m.stats.SNR = p.rssi, p.snr
-	if m.dead {
+	m.stats.heard(e.o.Airtime(flen), p.rssi, p.snr)
+	if m.state == inDead {
 		return true
 	}
 	if !h.isFrag() {
 		switch h.ctlType() {
 		case ctlAbort:
-			e.dropIn(p)
-			m.dead = true
-			p.in = m
+			e.bury(p, m)
 		case ctlRack:
 			if x := m.rx; x != nil {
 				e.onAck(now, x, body)
@@ -142,44 +143,8 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 		}
 		return true
 	}
-	k := h.kind()
-	if m.known && m.kind != k {
+	if !e.onFragment(now, p, m, h, body) {
 		return true
-	}
-	m.kind, m.known = k, true
-	if !m.r.complete() {
-		switch {
-		case m.r.bytes+len(body) > e.o.MaxMessage+4:
-			e.kill(now, p, m, refuseTooLarge)
-			return true
-		case e.buffered+len(body) > e.o.MaxBuffered:
-			e.kill(now, p, m, refuseBusy)
-			return true
-		}
-		added, err := m.r.add(h.idx(), body, h.last())
-		if err != nil {
-			e.kill(now, p, m, refuseCorrupt)
-			return true
-		}
-		if added {
-			e.buffered += len(body)
-		}
-		if m.r.complete() && !m.delivered {
-			pl, ok := checkCRC(m.r.assemble())
-			if !ok {
-				e.kill(now, p, m, refuseCorrupt)
-				return true
-			}
-			m.delivered = true
-			// The fragments are no longer needed: the bitmap is.
-			e.buffered -= m.r.bytes
-			m.r.frags, m.r.bytes = nil, 0
-			kind := EventRequest
-			if k == kindOneWay {
-				kind = EventMessage
-			}
-			e.emit(Event{Kind: kind, ID: m.id, Peer: p.addr, Data: pl, Stats: m.stats})
-		}
 	}
 	m.silence = time.Time{}
 	if solicit {
@@ -187,37 +152,119 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 	} else if e.o.CarrierSense {
 		// More of the burst should follow back to back. A pending ACK
 		// from an earlier silence is stale now.
-		p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.x == nil && it.st == &m.stats })
+		p.unqueueAck(m)
 		m.silence = now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond)
 	}
+	return true
+}
+
+// newIn starts the peer's message c, newer than any before it, and returns
+// it; nil drops the frame (replayed, stale, or not a way to start).
+func (e *Engine) newIn(now time.Time, p *peer, h header, c uint32, solicit bool) *inMsg {
+	hi := e.ctr.Rx[p.addr]
+	if c <= hi {
+		if c == hi && solicit && p.in == nil {
+			// We accepted this message before a restart and kept no
+			// state: we can neither finish it nor answer it again.
+			p.queueRefuse(c, refuseStale, now.Add(e.o.Turnaround))
+		}
+		return nil
+	}
+	if !h.isFrag() && h.ctlType() != ctlPoll {
+		return nil
+	}
+	next := e.ctr.clone()
+	next.Rx[p.addr] = c
+	if err := e.o.Store.Save(next); err != nil {
+		// Without a durable record we could answer twice after a
+		// restart; drop the frame, the sender will repeat it.
+		return nil
+	}
+	e.ctr = next
+	// If we were waiting for the RACK of our reply (or an answer about an
+	// older message), the peer's newer message settles it, and our answer
+	// to it must not wait for the old window.
+	e.quiet.release(p)
+	e.dropIn(p)
+	e.nextID++
+	p.in = &inMsg{id: e.nextID, counter: c, r: reasm{n: -1}, start: now}
+	return p.in
+}
+
+// onFragment stores a fragment of m and delivers m once it is whole. It
+// reports false if the frame is ignored (its kind is not the message's)
+// or m is refused.
+func (e *Engine) onFragment(now time.Time, p *peer, m *inMsg, h header, body []byte) bool {
+	k := h.kind()
+	if m.known && m.kind != k {
+		return false
+	}
+	m.kind, m.known = k, true
+	if m.r.complete() {
+		return true
+	}
+	switch {
+	case m.r.bytes+len(body) > e.o.MaxMessage+4:
+		e.refuse(now, p, m, refuseTooLarge)
+		return false
+	case e.buffered+len(body) > e.o.MaxBuffered:
+		e.refuse(now, p, m, refuseBusy)
+		return false
+	}
+	added, err := m.r.add(h.idx(), body, h.last())
+	if err != nil {
+		e.refuse(now, p, m, refuseCorrupt)
+		return false
+	}
+	if added {
+		e.buffered += len(body)
+	}
+	if !m.r.complete() || m.state != inReceiving {
+		return true
+	}
+	pl, ok := checkCRC(m.r.assemble())
+	if !ok {
+		e.refuse(now, p, m, refuseCorrupt)
+		return false
+	}
+	m.state = inDelivered
+	// The fragments are no longer needed: the bitmap is.
+	e.buffered -= m.r.release()
+	kind := EventRequest
+	if k == kindOneWay {
+		kind = EventMessage
+	}
+	e.emit(Event{Kind: kind, ID: m.id, Peer: p.addr, Data: pl, Stats: m.stats})
 	return true
 }
 
 // dropIn releases the peer's current incoming message.
 func (e *Engine) dropIn(p *peer) {
 	if m := p.in; m != nil {
-		e.buffered -= m.r.bytes
-		if m.rx != nil {
-			e.buffered -= len(m.rx.data)
-			m.rx.state = xDone
-		}
-		m.r.frags, m.r.bytes = nil, 0
+		e.buffered -= m.release()
 		p.in = nil
 	}
 }
 
-func (e *Engine) kill(now time.Time, p *peer, m *inMsg, reason int) {
+// bury frees m but keeps it, dead, as the peer's latest message, so that
+// later frames about it are ignored.
+func (e *Engine) bury(p *peer, m *inMsg) {
 	e.dropIn(p)
-	m.dead = true
+	m.state = inDead
 	p.in = m
-	e.queueRefuse(now, p, m.counter, reason)
+}
+
+// refuse buries m and tells its sender why.
+func (e *Engine) refuse(now time.Time, p *peer, m *inMsg, reason int) {
+	e.bury(p, m)
+	p.queueRefuse(m.counter, reason, now.Add(e.o.Turnaround))
 }
 
 // respond answers an ACK request about the peer's message m.
 func (e *Engine) respond(now time.Time, p *peer, m *inMsg) {
 	switch {
 	case !m.r.complete() || m.kind == kindOneWay || m.acked || m.rx != nil:
-		e.queueAck(now, p, m)
+		p.queueAck(m, now.Add(e.o.Turnaround), e.ackLimit)
 	case m.grace.IsZero():
 		// Give the handler a moment: its reply is a better ACK.
 		m.grace = now.Add(e.o.ReplyGrace)

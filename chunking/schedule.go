@@ -20,6 +20,81 @@ type txItem struct {
 	st        *Stats
 }
 
+// sched is the transmit side the peers share: one radio, one channel.
+type sched struct {
+	tx       *txItem // handed out by NextFrame, on the air until TxDone
+	quiet    quiet
+	rr       int   // round-robin cursor into Engine.order
+	bulkPeer *peer // whose burst is going out: it ends before another's starts
+}
+
+// quiet is a window in which the engine keeps off the air because a frame
+// is due from a peer: the answer to a frame that asked for one, or the rest
+// of the peer's burst. A half-duplex radio that transmits hears nothing.
+type quiet struct {
+	until time.Time
+	from  *peer
+}
+
+// expect keeps quiet until t for a frame from p.
+func (q *quiet) expect(t time.Time, p *peer) { q.until, q.from = t, p }
+
+// release ends the window if it waits for p: what p had to send has come,
+// or no longer matters.
+func (q *quiet) release(p *peer) {
+	if q.from == p {
+		*q = quiet{}
+	}
+}
+
+// expire ends a window that has passed.
+func (q *quiet) expire(now time.Time) {
+	if passed(now, q.until) {
+		*q = quiet{}
+	}
+}
+
+// passed reports whether the timer t is set and due at now.
+func passed(now, t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// earliest collects the soonest of the timers it is given; unset (zero)
+// ones do not count.
+type earliest struct{ t time.Time }
+
+func (e *earliest) add(t time.Time) {
+	if !t.IsZero() && (e.t.IsZero() || t.Before(e.t)) {
+		e.t = t
+	}
+}
+
+// live reports whether it is still worth sending.
+func (it *txItem) live() bool {
+	x := it.x
+	if x == nil {
+		return true
+	}
+	if x.state == xDone || (x.owner != nil && x.owner.state == oDone) {
+		return false
+	}
+	if x.reply && (it.p.in == nil || it.p.in.rx != x || it.p.in.state == inDead) {
+		return false
+	}
+	return it.frame != nil || !x.acked[it.idx]
+}
+
+// size is the length of its frame; overhead is the header and tag of a
+// fragment.
+func (it *txItem) size(overhead int) int {
+	if it.frame != nil {
+		return len(it.frame)
+	}
+	x := it.x
+	if x.data == nil {
+		return overhead + x.frag // retired while on the air
+	}
+	return overhead + min(x.frag, len(x.data)-it.idx*x.frag)
+}
+
 // Ready reports whether a frame is waiting to be transmitted now.
 func (e *Engine) Ready(now time.Time) bool { return e.pick(now, false) != nil }
 
@@ -39,40 +114,24 @@ func (e *Engine) NextFrame(now time.Time) []byte {
 		return it.frame
 	}
 	x := it.x
-	d := x.data[it.idx*x.frag : min((it.idx+1)*x.frag, len(x.data))]
-	h := header{link: it.p.txTag, hint: byte(x.counter), ctl: fragCtl(x.kind, it.idx, it.poll, it.idx == x.n-1)}
 	if it.poll {
 		x.polls++
 	}
-	return e.seal(it.p, h, x.counter, d)
-}
-
-// live reports whether a queued item is still worth sending.
-func (e *Engine) live(it *txItem) bool {
-	x := it.x
-	if x == nil {
-		return true
-	}
-	if x.state == xDone || (x.owner != nil && x.owner.state == oDone) {
-		return false
-	}
-	if x.reply && (it.p.in == nil || it.p.in.rx != x || it.p.in.dead) {
-		return false
-	}
-	return it.frame != nil || !x.acked[it.idx]
+	h, d := x.fragment(it.idx, it.poll)
+	return it.p.sealFrame(h, x.counter, d)
 }
 
 // pick chooses the next frame: answers and replies first, then our own
 // bursts, one peer's burst at a time, peers served round robin.
 func (e *Engine) pick(now time.Time, take bool) *txItem {
-	if e.tx != nil || now.Before(e.listen) {
+	if e.tx != nil || now.Before(e.quiet.until) {
 		return nil
 	}
 	n := len(e.order)
 	// prune drops dead items; if the one that was to ask for an ACK is
 	// dropped, the last live fragment of its burst asks instead.
 	prune := func(q *[]*txItem) {
-		for len(*q) > 0 && !e.live((*q)[0]) {
+		for len(*q) > 0 && !(*q)[0].live() {
 			it := (*q)[0]
 			*q = (*q)[1:]
 			if it.poll && it.x != nil && it.x.state == xSending && (it.x.owner == nil || it.x.owner.state != oDone) {
@@ -85,7 +144,7 @@ func (e *Engine) pick(now time.Time, take bool) *txItem {
 				if last >= 0 {
 					(*q)[last].poll, (*q)[last].solicit = true, true
 				} else if it.x.reply == (q == &it.p.urgent) {
-					e.queuePoll(now, it.x)
+					it.x.queuePoll(now.Add(e.o.Turnaround))
 				}
 			}
 		}
@@ -142,20 +201,12 @@ func (e *Engine) TxDone(now time.Time, err error) {
 	if err == nil {
 		e.stats.Sent++
 		if it.st != nil {
-			it.st.Frames++
-			it.st.Airtime += e.o.Airtime(e.frameLen(it))
-			if it.retry {
-				it.st.Retries++
-			}
+			it.st.sent(e.o.Airtime(it.size(e.Overhead())), it.retry)
 		}
 	}
 	x := it.x
-	if x != nil && it.frame == nil && err == nil && !x.sent[it.idx] {
-		x.sent[it.idx] = true
-		x.nSent++
-		if x.owner != nil {
-			e.progress(x.owner)
-		}
+	if x != nil && it.frame == nil && err == nil && x.sentOnce(it.idx) && x.owner != nil {
+		e.emit(x.owner.progress())
 	}
 	if !it.solicit {
 		return
@@ -182,36 +233,14 @@ func (e *Engine) TxDone(now time.Time, err error) {
 			// The answer may be the first reply fragment, after the handler.
 			wait += e.o.ReplyGrace + e.o.Airtime(e.o.MTU)
 		}
-		x.state = xWaitAck
-		x.deadline = now.Add(wait)
+		x.waitAck(now.Add(wait))
 	}
-	e.listen, e.listenTo = now.Add(wait), it.p
-}
-
-func (e *Engine) frameLen(it *txItem) int {
-	if it.frame != nil {
-		return len(it.frame)
-	}
-	x := it.x
-	if x.data == nil {
-		return hdrLen + e.tagLen + x.frag // retired while on the air
-	}
-	return hdrLen + e.tagLen + min(x.frag, len(x.data)-it.idx*x.frag)
+	e.quiet.expect(now.Add(wait), it.p)
 }
 
 // Deadline is when Tick must next be called, if anything is pending.
 func (e *Engine) Deadline() (time.Time, bool) {
-	var t time.Time
-	set := func(d time.Time) {
-		if !d.IsZero() && (t.IsZero() || d.Before(t)) {
-			t = d
-		}
-	}
-	xd := func(x *xfer) {
-		if x != nil && x.state == xWaitAck {
-			set(x.deadline)
-		}
-	}
+	var t earliest
 	for _, p := range e.order {
 		// Queued frames can go once the answer we listen for is overdue
 		// and their own turnaround has passed (never while transmitting:
@@ -219,92 +248,83 @@ func (e *Engine) Deadline() (time.Time, bool) {
 		if e.tx == nil {
 			if len(p.urgent) > 0 {
 				t0 := p.urgent[0].notBefore
-				if e.listen.After(t0) {
-					t0 = e.listen
+				if e.quiet.until.After(t0) {
+					t0 = e.quiet.until
 				}
-				set(t0)
+				t.add(t0)
 			}
 			if len(p.bulk) > 0 {
-				set(e.listen)
+				t.add(e.quiet.until)
 			}
 		}
 		if len(p.out) > 0 {
-			switch o := p.out[0]; o.state {
-			case oSending:
-				xd(o.x)
-			case oWaitReply:
-				xd(o.x)
-				if o.x.state == xDone {
-					set(o.wait)
-				}
-			}
+			t.add(p.out[0].deadline())
 		}
-		if p.in != nil && !p.in.lastSeen.IsZero() && (p.in.rx == nil || p.in.rx.state == xDone) {
-			set(p.in.lastSeen.Add(e.o.Inactivity))
-		}
-		if p.in != nil && !p.in.dead {
-			set(p.in.grace)
-			set(p.in.silence)
-			xd(p.in.rx)
+		if p.in != nil {
+			t.add(p.in.deadline(e.o.Inactivity))
 		}
 	}
-	return t, !t.IsZero()
+	return t.t, !t.t.IsZero()
 }
 
 // Tick runs the timers due at now.
 func (e *Engine) Tick(now time.Time) {
-	if !e.listen.IsZero() && !now.Before(e.listen) {
-		e.listen, e.listenTo = time.Time{}, nil
-	}
-	due := func(x *xfer) bool { return x != nil && x.state == xWaitAck && !now.Before(x.deadline) }
+	e.quiet.expire(now)
 	for _, p := range e.order {
-		if m := p.in; m != nil && !m.lastSeen.IsZero() && !now.Before(m.lastSeen.Add(e.o.Inactivity)) &&
-			(m.rx == nil || m.rx.state == xDone) {
-			// The sender went away: free what its message holds.
-			e.dropIn(p)
+		e.tickIn(now, p)
+		e.tickOut(now, p)
+	}
+}
+
+// tickIn runs the timers of the peer's message to us.
+func (e *Engine) tickIn(now time.Time, p *peer) {
+	if m := p.in; m != nil && passed(now, m.forgetAt(e.o.Inactivity)) {
+		// The sender went away: free what its message holds.
+		e.dropIn(p)
+	}
+	m := p.in
+	if m == nil || m.state == inDead {
+		return
+	}
+	if passed(now, m.silence) {
+		// The burst stopped short of its last frame.
+		m.silence = time.Time{}
+		e.respond(now, p, m)
+	}
+	if passed(now, m.grace) {
+		m.grace = time.Time{}
+		if m.rx == nil {
+			m.acked = true
+			p.queueAck(m, now.Add(e.o.Turnaround), e.ackLimit)
 		}
-		if m := p.in; m != nil && !m.dead {
-			if !m.silence.IsZero() && !now.Before(m.silence) {
-				// The burst stopped short of its last frame.
-				m.silence = time.Time{}
-				e.respond(now, p, m)
-			}
-			if !m.grace.IsZero() && !now.Before(m.grace) {
-				m.grace = time.Time{}
-				if m.rx == nil {
-					m.acked = true
-					e.queueAck(now, p, m)
-				}
-			}
-			if x := m.rx; due(x) {
-				if x.polls >= e.o.MaxAckRequests {
-					// The requester went away; nobody waits for this reply.
-					x.state = xDone
-				} else {
-					e.queuePoll(now, x)
-				}
-			}
+	}
+	if x := m.rx; x.overdue(now) {
+		if x.polls >= e.o.MaxAckRequests {
+			// The requester went away; nobody waits for this reply.
+			x.stop()
+		} else {
+			x.queuePoll(now.Add(e.o.Turnaround))
 		}
-		if len(p.out) == 0 {
-			continue
-		}
-		o := p.out[0]
-		if o.state == oWaitReply && o.x.state == xDone && !o.wait.IsZero() && !now.Before(o.wait) {
-			// Nothing from the peer for a long while: is it still there?
-			o.wait = now.Add(e.o.ReplyCheck)
-			e.queuePoll(now, o.x)
-			continue
-		}
-		if (o.state != oSending && o.state != oWaitReply) || !due(o.x) {
-			continue
-		}
-		if o.x.polls >= e.o.MaxAckRequests {
-			h := header{link: p.txTag, hint: byte(o.x.counter), ctl: ctlCtl(ctlAbort, 0)}
-			p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, o.x.counter, nil), st: &o.stats})
-			e.finish(now, o, fmt.Errorf("%w: peer %d, %d ACK requests unanswered", ErrNoAck, p.addr, o.x.polls))
-			continue
-		}
-		e.queuePoll(now, o.x)
+	}
+}
+
+// tickOut runs the timers of our message to the peer.
+func (e *Engine) tickOut(now time.Time, p *peer) {
+	if len(p.out) == 0 {
+		return
+	}
+	o := p.out[0]
+	switch {
+	case o.state == oWaitReply && o.x.state == xDone && passed(now, o.wait):
+		// Nothing from the peer for a long while: is it still there?
+		o.wait = now.Add(e.o.ReplyCheck)
+		o.x.queuePoll(now.Add(e.o.Turnaround))
+	case (o.state != oSending && o.state != oWaitReply) || !o.x.overdue(now):
+	case o.x.polls >= e.o.MaxAckRequests:
+		p.queueAbort(o)
+		e.finish(now, o, fmt.Errorf("%w: peer %d, %d ACK requests unanswered", ErrNoAck, p.addr, o.x.polls))
+	default:
+		o.x.queuePoll(now.Add(e.o.Turnaround))
 	}
 }
 

@@ -6,12 +6,26 @@ import (
 	"time"
 )
 
-// xfer states.
+// xferState is where the sending side of a message stands.
+type xferState uint8
+
 const (
-	xSending = iota
-	xWaitAck
-	xDone
+	xSending xferState = iota // a burst or a poll is queued or on the air
+	xWaitAck                  // it went out; the answer is due by the deadline
+	xDone                     // all acknowledged, given up, or superseded
 )
+
+func (s xferState) String() string {
+	switch s {
+	case xSending:
+		return "sending"
+	case xWaitAck:
+		return "waiting for ack"
+	case xDone:
+		return "done"
+	}
+	return fmt.Sprintf("xferState(%d)", uint8(s))
+}
 
 // xfer is the sending side of one message: our request or one-way
 // message, or our reply to a peer's request.
@@ -26,7 +40,7 @@ type xfer struct {
 	sent     []bool
 	nAcked   int
 	nSent    int
-	state    int
+	state    xferState
 	polls    int
 	pollSeq  int
 	deadline time.Time
@@ -34,14 +48,147 @@ type xfer struct {
 	owner    *outMsg // for progress events
 }
 
-// outMsg states.
+// newXfer cuts data into fragments of frag bytes.
+func newXfer(p *peer, counter uint32, kind fragKind, data []byte, frag int, st *Stats) *xfer {
+	x := &xfer{p: p, counter: counter, kind: kind, reply: kind == kindReply || kind == kindError, data: data, st: st, frag: frag}
+	x.n = (len(data) + x.frag - 1) / x.frag
+	x.acked = make([]bool, x.n)
+	x.sent = make([]bool, x.n)
+	return x
+}
+
+// fragment returns the header and payload of fragment idx; poll asks the
+// receiver to answer.
+func (x *xfer) fragment(idx int, poll bool) (header, []byte) {
+	d := x.data[idx*x.frag : min((idx+1)*x.frag, len(x.data))]
+	return header{link: x.p.txTag, hint: byte(x.counter), ctl: fragCtl(x.kind, idx, poll, idx == x.n-1)}, d
+}
+
+// queueBurst queues every unacknowledged fragment; the last asks for an
+// ACK. A reply's first frame goes at answerAt, our own bursts when their
+// turn comes.
+func (x *xfer) queueBurst(answerAt time.Time) {
+	x.state = xSending
+	var items []*txItem
+	for i := range x.n {
+		if !x.acked[i] {
+			items = append(items, &txItem{p: x.p, x: x, idx: i, retry: x.sent[i], st: x.st})
+		}
+	}
+	if len(items) == 0 {
+		x.queuePoll(answerAt)
+		return
+	}
+	items[len(items)-1].poll = true
+	items[len(items)-1].solicit = true
+	if x.reply {
+		items[0].notBefore = answerAt
+		x.p.urgent = append(x.p.urgent, items...)
+	} else {
+		x.p.bulk = append(x.p.bulk, items...)
+	}
+}
+
+// queuePoll asks the receiver of x which fragments it has: an RPOLL for a
+// reply (going at answerAt), a POLL for our own message.
+func (x *xfer) queuePoll(answerAt time.Time) {
+	x.state = xSending
+	x.pollSeq++
+	it := &txItem{p: x.p, x: x, solicit: true, retry: true, st: x.st}
+	if x.reply {
+		h := header{link: x.p.txTag, hint: byte(x.counter), ctl: ctlCtl(ctlRpoll, x.pollSeq)}
+		it.frame = x.p.sealFrame(h, x.counter, nil)
+		it.notBefore = answerAt
+		x.p.urgent = append(x.p.urgent, it)
+		return
+	}
+	h := header{link: x.p.txTag, hint: byte(x.counter), ctl: ctlCtl(ctlPoll, x.pollSeq), hi: x.counter >> 8}
+	it.frame = x.p.sealFrame(h, x.counter, nil)
+	x.p.bulk = append(x.p.bulk, it)
+}
+
+// sentOnce records that fragment idx left the antenna; it reports whether
+// that was its first time.
+func (x *xfer) sentOnce(idx int) bool {
+	if x.sent[idx] {
+		return false
+	}
+	x.sent[idx] = true
+	x.nSent++
+	return true
+}
+
+// waitAck: what asked for an answer is out; the answer is due by deadline.
+func (x *xfer) waitAck(deadline time.Time) { x.state, x.deadline = xWaitAck, deadline }
+
+// ackDeadline is when the answer x waits for is overdue; zero if it waits
+// for none.
+func (x *xfer) ackDeadline() time.Time {
+	if x == nil || x.state != xWaitAck {
+		return time.Time{}
+	}
+	return x.deadline
+}
+
+// overdue reports whether the answer x waits for is overdue at now.
+func (x *xfer) overdue(now time.Time) bool { return passed(now, x.ackDeadline()) }
+
+// ack marks the fragments acknowledged in acked; it reports whether any was
+// new.
+func (x *xfer) ack(acked []bool) bool {
+	grew := false
+	for i, a := range acked {
+		if a && !x.acked[i] {
+			x.acked[i] = true
+			x.nAcked++
+			grew = true
+		}
+	}
+	return grew
+}
+
+// ackAll: the reply acknowledges the whole request.
+func (x *xfer) ackAll() {
+	for i := range x.acked {
+		x.acked[i] = true
+	}
+	x.nAcked, x.state, x.polls = x.n, xDone, 0
+}
+
+// stop sends nothing more of x; a reply's data stays cached for repeated
+// requests.
+func (x *xfer) stop() { x.state = xDone }
+
+// retire stops x for good: what is kept of a finished request (for repeats
+// of its final RACK) is the counter, not the payload.
+func (x *xfer) retire() { x.state, x.data = xDone, nil }
+
+// outState is where one of our messages stands.
+type outState uint8
+
 const (
-	oQueued = iota
-	oSending
-	oWaitReply
-	oDone
+	oQueued    outState = iota // behind an earlier message to the same peer
+	oSending                   // fragments going out until all are acknowledged
+	oWaitReply                 // a request the peer has whole; its reply is due
+	oDone                      // answered, delivered, failed or canceled
 )
 
+func (s outState) String() string {
+	switch s {
+	case oQueued:
+		return "queued"
+	case oSending:
+		return "sending"
+	case oWaitReply:
+		return "waiting for reply"
+	case oDone:
+		return "done"
+	}
+	return fmt.Sprintf("outState(%d)", uint8(s))
+}
+
+// outMsg is one of our messages to a peer, from Send to its end: our
+// request (and the reply coming back) or our one-way message.
 type outMsg struct {
 	id      MsgID
 	p       *peer
@@ -49,7 +196,7 @@ type outMsg struct {
 	size    int
 	payload []byte
 	x       *xfer
-	state   int
+	state   outState
 	reply   reasm
 	rkind   fragKind
 	rackSeq int
@@ -57,6 +204,76 @@ type outMsg struct {
 	wait    time.Time // waiting for the reply: ask again if the peer is silent until then
 	stats   Stats
 	start   time.Time
+}
+
+// kind is how o's fragments are marked.
+func (o *outMsg) kind() fragKind {
+	if o.oneWay {
+		return kindOneWay
+	}
+	return kindRequest
+}
+
+// awaitReply: the peer has the whole request; check is when to ask again
+// if it stays silent (zero: never).
+func (o *outMsg) awaitReply(check time.Time) { o.state, o.wait = oWaitReply, check }
+
+// deadline is when o's next timer fires: the answer to its last ACK
+// request, or the check on a silent peer while the reply is due.
+func (o *outMsg) deadline() time.Time {
+	switch o.state {
+	case oSending:
+		return o.x.ackDeadline()
+	case oWaitReply:
+		if o.x.state == xDone {
+			return o.wait
+		}
+		return o.x.ackDeadline()
+	}
+	return time.Time{}
+}
+
+// retire ends o at now and returns the bytes of reply it held.
+func (o *outMsg) retire(now time.Time) int {
+	o.state = oDone
+	if o.x != nil {
+		o.x.retire()
+	}
+	o.stats.Latency = now.Sub(o.start)
+	return o.reply.release()
+}
+
+// queueRack tells the replier, at, which reply fragments arrived; limit
+// caps the body. The final RACK waits delay more, and is kept to be
+// repeated if the replier asks again.
+func (o *outMsg) queueRack(at time.Time, delay time.Duration, limit int) {
+	o.rackSeq++
+	if o.rackSeq > seqMask {
+		return
+	}
+	body := o.reply.ackBody(limit)
+	f := o.p.control(ctlRack, o.rackSeq, o.x.counter, body)
+	it := &txItem{p: o.p, frame: f, solicit: body != nil, notBefore: at, st: &o.stats}
+	if body == nil {
+		// The reply is complete: give our next message to this peer a
+		// moment to acknowledge it instead.
+		o.rack = f
+		it.finalRack = true
+		it.notBefore = it.notBefore.Add(delay)
+	}
+	o.p.urgent = append(o.p.urgent, it)
+}
+
+// repeatRack sends the final RACK again, at: the replier did not get it.
+func (o *outMsg) repeatRack(at time.Time) {
+	o.p.urgent = append(o.p.urgent, &txItem{p: o.p, frame: o.rack, notBefore: at})
+}
+
+// progress is o's EventProgress.
+func (o *outMsg) progress() Event {
+	x := o.x
+	frac := func(k int) int { return min(o.size, k*x.frag) }
+	return Event{Kind: EventProgress, ID: o.id, Peer: o.p.addr, Sent: frac(x.nSent), Acked: frac(x.nAcked), Total: o.size}
 }
 
 // chooseFrag picks the fragment payload size that minimises the airtime of
@@ -99,111 +316,46 @@ func (e *Engine) Send(now time.Time, to Addr, payload []byte, oneWay bool) (MsgI
 	return o.id, nil
 }
 
-func (e *Engine) newXfer(p *peer, counter uint32, kind fragKind, data []byte, st *Stats) *xfer {
-	x := &xfer{p: p, counter: counter, kind: kind, reply: kind == kindReply || kind == kindError, data: data, st: st}
-	x.frag = e.chooseFrag(len(data))
-	x.n = (len(data) + x.frag - 1) / x.frag
-	x.acked = make([]bool, x.n)
-	x.sent = make([]bool, x.n)
-	return x
-}
-
-func (e *Engine) start(now time.Time, o *outMsg) {
-	p := o.p
+// reserve makes sure the Store covers p's next send counter.
+func (e *Engine) reserve(p *peer) error {
 	if p.txNext >= 1<<32-1-uint32(e.o.CounterBlock) {
 		// Wrapping would reuse nonces: the link needs a new key.
-		e.finish(now, o, fmt.Errorf("chunking: message counters to peer %d exhausted; change the pre-shared key", p.addr))
+		return fmt.Errorf("chunking: message counters to peer %d exhausted; change the pre-shared key", p.addr)
+	}
+	if p.txNext < e.ctr.Tx[p.addr] {
+		return nil
+	}
+	next := e.ctr.clone()
+	next.Tx[p.addr] = p.txNext + uint32(e.o.CounterBlock)
+	if err := e.o.Store.Save(next); err != nil {
+		return fmt.Errorf("chunking: reserve message counters: %w", err)
+	}
+	e.ctr = next
+	return nil
+}
+
+// start puts o, the first of the peer's queue, on the air.
+func (e *Engine) start(now time.Time, o *outMsg) {
+	p := o.p
+	if err := e.reserve(p); err != nil {
+		e.finish(now, o, err)
 		return
-	}
-	if p.txNext >= e.ctr.Tx[p.addr] {
-		next := e.ctr.clone()
-		next.Tx[p.addr] = p.txNext + uint32(e.o.CounterBlock)
-		if err := e.o.Store.Save(next); err != nil {
-			e.finish(now, o, fmt.Errorf("chunking: reserve message counters: %w", err))
-			return
-		}
-		e.ctr = next
-	}
-	kind := kindRequest
-	if o.oneWay {
-		kind = kindOneWay
 	}
 	if d := p.lastDone; d != nil {
 		// This message's newer counter tells the peer that our previous
 		// reply arrived whole (its next frame supersedes the reply there):
 		// a final RACK still waiting would only delay it. If this message's
 		// frames are lost, the peer's RPOLL is answered with the RACK.
-		p.urgent = slices.DeleteFunc(p.urgent, func(it *txItem) bool { return it.finalRack && it.st == &d.stats })
+		p.unqueueFinalRack(d)
 	}
-	o.x = e.newXfer(p, p.txNext, kind, withCRC(o.payload), &o.stats)
+	data := withCRC(o.payload)
+	o.x = newXfer(p, p.txNext, o.kind(), data, e.chooseFrag(len(data)), &o.stats)
 	o.x.owner = o
 	o.payload = nil
 	p.txNext++
 	o.state = oSending
 	o.start = now
-	e.burst(now, o.x)
-}
-
-// burst queues every unacknowledged fragment; the last asks for an ACK.
-func (e *Engine) burst(now time.Time, x *xfer) {
-	x.state = xSending
-	var items []*txItem
-	for i := range x.n {
-		if !x.acked[i] {
-			items = append(items, &txItem{p: x.p, x: x, idx: i, retry: x.sent[i], st: x.st})
-		}
-	}
-	if len(items) == 0 {
-		e.queuePoll(now, x)
-		return
-	}
-	items[len(items)-1].poll = true
-	items[len(items)-1].solicit = true
-	if x.reply {
-		items[0].notBefore = now.Add(e.o.Turnaround)
-		x.p.urgent = append(x.p.urgent, items...)
-	} else {
-		x.p.bulk = append(x.p.bulk, items...)
-	}
-}
-
-func (e *Engine) queuePoll(now time.Time, x *xfer) {
-	x.state = xSending
-	x.pollSeq++
-	it := &txItem{p: x.p, x: x, solicit: true, retry: true, st: x.st}
-	if x.reply {
-		h := header{link: x.p.txTag, hint: byte(x.counter), ctl: ctlCtl(ctlRpoll, x.pollSeq)}
-		it.frame = e.seal(x.p, h, x.counter, nil)
-		it.notBefore = now.Add(e.o.Turnaround)
-		x.p.urgent = append(x.p.urgent, it)
-		return
-	}
-	h := header{link: x.p.txTag, hint: byte(x.counter), ctl: ctlCtl(ctlPoll, x.pollSeq), hi: x.counter >> 8}
-	it.frame = e.seal(x.p, h, x.counter, nil)
-	x.p.bulk = append(x.p.bulk, it)
-}
-
-// queueRack tells the replier which reply fragments arrived.
-func (e *Engine) queueRack(now time.Time, o *outMsg) {
-	o.rackSeq++
-	if o.rackSeq > seqMask {
-		return
-	}
-	var body []byte
-	if !o.reply.complete() {
-		body = encodeAck(o.reply.have, o.reply.n, e.ackLimit)
-	}
-	h := header{link: o.p.txTag, hint: byte(o.x.counter), ctl: ctlCtl(ctlRack, o.rackSeq)}
-	f := e.seal(o.p, h, o.x.counter, body)
-	it := &txItem{p: o.p, frame: f, solicit: body != nil, notBefore: now.Add(e.o.Turnaround), st: &o.stats}
-	if body == nil {
-		// The reply is complete: give our next message to this peer a
-		// moment to acknowledge it instead.
-		o.rack = f
-		it.finalRack = true
-		it.notBefore = it.notBefore.Add(e.o.RackDelay)
-	}
-	o.p.urgent = append(o.p.urgent, it)
+	o.x.queueBurst(now.Add(e.o.Turnaround))
 }
 
 func (e *Engine) finish(now time.Time, o *outMsg, err error) { e.end(now, o, err, false) }
@@ -213,23 +365,12 @@ func (e *Engine) end(now time.Time, o *outMsg, err error, quiet bool) {
 	if o.state == oDone {
 		return
 	}
-	o.state = oDone
-	if o.x != nil {
-		o.x.state = xDone
-		// lastDone keeps the counter for repeats of the final RACK, not
-		// the payload.
-		o.x.data = nil
-	}
-	o.stats.Latency = now.Sub(o.start)
+	e.buffered -= o.retire(now)
 	p := o.p
 	if i := slices.Index(p.out, o); i >= 0 {
 		p.out = slices.Delete(p.out, i, i+1)
 	}
-	if e.listenTo == p {
-		e.listen, e.listenTo = time.Time{}, nil
-	}
-	e.buffered -= o.reply.bytes
-	o.reply.frags, o.reply.bytes = nil, 0
+	e.quiet.release(p)
 	switch {
 	case quiet:
 	case err != nil:
@@ -253,20 +394,13 @@ func (e *Engine) Cancel(now time.Time, id MsgID) error {
 				continue
 			}
 			if o.x != nil {
-				h := header{link: p.txTag, hint: byte(o.x.counter), ctl: ctlCtl(ctlAbort, 0)}
-				p.urgent = append(p.urgent, &txItem{p: p, frame: e.seal(p, h, o.x.counter, nil), st: &o.stats})
+				p.queueAbort(o)
 			}
 			e.end(now, o, ErrCanceled, true)
 			return nil
 		}
 	}
 	return ErrUnknownMessage
-}
-
-func (e *Engine) progress(o *outMsg) {
-	x := o.x
-	frac := func(k int) int { return min(o.size, k*x.frag) }
-	e.emit(Event{Kind: EventProgress, ID: o.id, Peer: o.p.addr, Sent: frac(x.nSent), Acked: frac(x.nAcked), Total: o.size})
 }
 
 // onAck applies an acknowledgement of x.
@@ -279,46 +413,35 @@ func (e *Engine) onAck(now time.Time, x *xfer, body []byte) {
 	if decodeAck(body, acked) != nil {
 		return
 	}
-	grew := false
-	for i, a := range acked {
-		if a && !x.acked[i] {
-			x.acked[i] = true
-			x.nAcked++
-			grew = true
-		}
-	}
-	if grew && x.owner != nil {
-		e.progress(x.owner)
+	if x.ack(acked) && x.owner != nil {
+		e.emit(x.owner.progress())
 	}
 	if x.state == xSending {
 		return // a late ACK: the burst on its way already accounts for it
 	}
 	if x.nAcked < x.n {
-		e.burst(now, x)
+		x.queueBurst(now.Add(e.o.Turnaround))
 		return
 	}
-	x.state = xDone
+	x.stop()
 	if o := x.owner; o != nil {
 		if o.oneWay {
 			e.finish(now, o, nil)
 		} else {
-			o.state = oWaitReply
-			o.wait = e.replyCheck(now)
+			o.awaitReply(e.replyCheck(now))
 		}
 	}
 }
 
 // onOurs handles an authenticated frame about our message o.
 func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte) {
-	if e.listenTo == p {
-		e.listen, e.listenTo = time.Time{}, nil
-	}
+	e.quiet.release(p)
 	o.wait = e.replyCheck(now)
 	if o.state == oDone {
 		// Our final RACK was lost: the replier asks again, or resends the
 		// end of its reply.
 		if o.rack != nil && ((!h.isFrag() && h.ctlType() == ctlRpoll) || (h.isFrag() && h.poll())) {
-			p.urgent = append(p.urgent, &txItem{p: p, frame: o.rack, notBefore: now.Add(e.o.Turnaround)})
+			o.repeatRack(now.Add(e.o.Turnaround))
 		}
 		return
 	}
@@ -336,7 +459,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 			e.onAck(now, o.x, body)
 		case ctlRpoll:
 			if o.state == oWaitReply || o.reply.count > 0 {
-				e.queueRack(now, o)
+				o.queueRack(now.Add(e.o.Turnaround), e.o.RackDelay, e.ackLimit)
 			}
 		}
 		return
@@ -347,14 +470,9 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 	}
 	if o.state == oSending {
 		// The reply is the acknowledgement.
-		x := o.x
-		for i := range x.acked {
-			x.acked[i] = true
-		}
-		x.nAcked, x.state, x.polls = x.n, xDone, 0
-		e.progress(o)
-		o.state = oWaitReply
-		o.wait = e.replyCheck(now)
+		o.x.ackAll()
+		e.emit(o.progress())
+		o.awaitReply(e.replyCheck(now))
 	}
 	if o.reply.count > 0 && o.rkind != k {
 		return
@@ -382,14 +500,14 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		if k == kindError {
 			ev.Err, ev.Data = &RemoteError{Msg: string(pl)}, nil
 		}
-		e.queueRack(now, o)
+		o.queueRack(now.Add(e.o.Turnaround), e.o.RackDelay, e.ackLimit)
 		e.finish(now, o, nil)
 		ev.Stats = o.stats
 		e.emit(ev)
 		return
 	}
 	if h.poll() {
-		e.queueRack(now, o)
+		o.queueRack(now.Add(e.o.Turnaround), e.o.RackDelay, e.ackLimit)
 	}
 }
 
