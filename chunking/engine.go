@@ -263,10 +263,10 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 	if o.MTU < hdrLen+pollExt+e.tagLen+8 || o.MTU > 4096 {
 		return nil, fmt.Errorf("%w: MTU %d too small for the link header and tag", ErrInvalidOpts, o.MTU)
 	}
-	if o.MaxMessage < 1 || (o.MaxMessage+4+e.maxPayload()-1)/e.maxPayload() > maxFrags {
+	if o.MaxMessage < 1 || (e.maxSealed()+e.maxPayload()-1)/e.maxPayload() > maxFrags {
 		return nil, fmt.Errorf("%w: MaxMessage %d needs more than %d fragments at MTU %d", ErrInvalidOpts, o.MaxMessage, maxFrags, o.MTU)
 	}
-	e.ackLimit = min(48, o.MTU-hdrLen-e.tagLen)
+	e.ackLimit = min(maxAckBody, e.maxPayload())
 	c, err := o.Store.Load()
 	if err != nil {
 		return nil, err
@@ -310,6 +310,9 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 }
 
 func (e *Engine) maxPayload() int { return e.o.MTU - hdrLen - e.tagLen }
+
+// maxSealed is the largest message on the air: MaxMessage and its CRC.
+func (e *Engine) maxSealed() int { return e.o.MaxMessage + crcLen }
 
 // Overhead is the number of bytes each fragment spends on header and tag.
 func (e *Engine) Overhead() int { return hdrLen + e.tagLen }

@@ -15,18 +15,25 @@ type reasm struct {
 	bytes int
 }
 
+// crcLen is the CRC-32 (IEEE, as SCHC's RCS) each message carries after
+// its payload, once: it catches reassembly faults the per-frame tags cannot.
+const crcLen = 4
+
+// withCRC returns payload followed by its CRC.
 func withCRC(payload []byte) []byte {
 	c := crc32.ChecksumIEEE(payload)
-	return append(append(make([]byte, 0, len(payload)+4), payload...), byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
+	return append(append(make([]byte, 0, len(payload)+crcLen), payload...), byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
 }
 
+// checkCRC splits a reassembled message into its payload and reports
+// whether its CRC matches.
 func checkCRC(data []byte) ([]byte, bool) {
-	if len(data) < 4 {
+	if len(data) < crcLen {
 		return nil, false
 	}
-	pl := data[:len(data)-4]
+	pl := data[:len(data)-crcLen]
 	c := crc32.ChecksumIEEE(pl)
-	t := data[len(data)-4:]
+	t := data[len(data)-crcLen:]
 	return pl, t[0] == byte(c>>24) && t[1] == byte(c>>16) && t[2] == byte(c>>8) && t[3] == byte(c)
 }
 

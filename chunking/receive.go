@@ -100,7 +100,7 @@ func (e *Engine) Reply(now time.Time, id MsgID, payload []byte, handlerErr bool)
 		m.rx = newXfer(p, m.counter, kind, data, e.chooseFrag(len(data)), &m.stats)
 		m.grace = time.Time{}
 		e.buffered += len(m.rx.data)
-		m.rx.queueBurst(now.Add(e.o.Turnaround))
+		m.rx.queueBurst(e.answerAt(now))
 		return nil
 	}
 	return ErrUnknownMessage
@@ -120,7 +120,7 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 	if h.isFrag() && !h.poll() {
 		// More of this burst follows back to back: without carrier sense,
 		// talking to anyone now would make us deaf to it.
-		if t := now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond); t.After(e.quiet.until) {
+		if t := now.Add(e.burstGap()); t.After(e.quiet.until) {
 			e.quiet.expect(t, p)
 		}
 	} else {
@@ -153,7 +153,7 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 		// More of the burst should follow back to back. A pending ACK
 		// from an earlier silence is stale now.
 		p.unqueueAck(m)
-		m.silence = now.Add(e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + 20*time.Millisecond)
+		m.silence = now.Add(e.burstGap())
 	}
 	return true
 }
@@ -166,7 +166,7 @@ func (e *Engine) newIn(now time.Time, p *peer, h header, c uint32, solicit bool)
 		if c == hi && solicit && p.in == nil {
 			// We accepted this message before a restart and kept no
 			// state: we can neither finish it nor answer it again.
-			p.queueRefuse(c, refuseStale, now.Add(e.o.Turnaround))
+			p.queueRefuse(c, refuseStale, e.answerAt(now))
 		}
 		return nil
 	}
@@ -204,7 +204,7 @@ func (e *Engine) onFragment(now time.Time, p *peer, m *inMsg, h header, body []b
 		return true
 	}
 	switch {
-	case m.r.bytes+len(body) > e.o.MaxMessage+4:
+	case m.r.bytes+len(body) > e.maxSealed():
 		e.refuse(now, p, m, refuseTooLarge)
 		return false
 	case e.buffered+len(body) > e.o.MaxBuffered:
@@ -257,14 +257,14 @@ func (e *Engine) bury(p *peer, m *inMsg) {
 // refuse buries m and tells its sender why.
 func (e *Engine) refuse(now time.Time, p *peer, m *inMsg, reason int) {
 	e.bury(p, m)
-	p.queueRefuse(m.counter, reason, now.Add(e.o.Turnaround))
+	p.queueRefuse(m.counter, reason, e.answerAt(now))
 }
 
 // respond answers an ACK request about the peer's message m.
 func (e *Engine) respond(now time.Time, p *peer, m *inMsg) {
 	switch {
 	case !m.r.complete() || m.kind == kindOneWay || m.acked || m.rx != nil:
-		p.queueAck(m, now.Add(e.o.Turnaround), e.ackLimit)
+		p.queueAck(m, e.answerAt(now), e.ackLimit)
 	case m.grace.IsZero():
 		// Give the handler a moment: its reply is a better ACK.
 		m.grace = now.Add(e.o.ReplyGrace)

@@ -144,7 +144,7 @@ func (e *Engine) pick(now time.Time, take bool) *txItem {
 				if last >= 0 {
 					(*q)[last].poll, (*q)[last].solicit = true, true
 				} else if it.x.reply == (q == &it.p.urgent) {
-					it.x.queuePoll(now.Add(e.o.Turnaround))
+					it.x.queuePoll(e.answerAt(now))
 				}
 			}
 		}
@@ -211,28 +211,8 @@ func (e *Engine) TxDone(now time.Time, err error) {
 	if !it.solicit {
 		return
 	}
-	wait := 2*e.o.Turnaround + e.o.Airtime(hdrLen+e.tagLen+e.ackLimit) + 50*time.Millisecond
-	if x == nil {
-		// Our ACK with gaps: the answer is a resent fragment.
-		wait = 2*e.o.Turnaround + e.o.Airtime(e.o.MTU) + 50*time.Millisecond
-	}
-	if x != nil && x.reply && !e.o.CarrierSense {
-		// The requester may acknowledge with its next message, which can
-		// start RackDelay later and take a whole frame: without carrier
-		// sense an RPOLL before then would talk over it.
-		wait += e.o.RackDelay + e.o.Airtime(e.o.MTU)
-		if x.polls > 2 {
-			// The requester leaves our RPOLLs unanswered: it may be gone.
-			// Back off, with jitter, so an empty address does not hold the
-			// channel in step with other stations' timers.
-			wait += time.Duration(e.rng.Int64N(int64(wait))) << min(x.polls-2, 3)
-		}
-	}
+	wait := e.answerWait(it)
 	if x != nil && x.state == xSending {
-		if x.kind == kindRequest {
-			// The answer may be the first reply fragment, after the handler.
-			wait += e.o.ReplyGrace + e.o.Airtime(e.o.MTU)
-		}
 		x.waitAck(now.Add(wait))
 	}
 	e.quiet.expect(now.Add(wait), it.p)
@@ -295,7 +275,7 @@ func (e *Engine) tickIn(now time.Time, p *peer) {
 		m.grace = time.Time{}
 		if m.rx == nil {
 			m.acked = true
-			p.queueAck(m, now.Add(e.o.Turnaround), e.ackLimit)
+			p.queueAck(m, e.answerAt(now), e.ackLimit)
 		}
 	}
 	if x := m.rx; x.overdue(now) {
@@ -303,7 +283,7 @@ func (e *Engine) tickIn(now time.Time, p *peer) {
 			// The requester went away; nobody waits for this reply.
 			x.stop()
 		} else {
-			x.queuePoll(now.Add(e.o.Turnaround))
+			x.queuePoll(e.answerAt(now))
 		}
 	}
 }
@@ -318,20 +298,14 @@ func (e *Engine) tickOut(now time.Time, p *peer) {
 	case o.state == oWaitReply && o.x.state == xDone && passed(now, o.wait):
 		// Nothing from the peer for a long while: is it still there?
 		o.wait = now.Add(e.o.ReplyCheck)
-		o.x.queuePoll(now.Add(e.o.Turnaround))
+		o.x.queuePoll(e.answerAt(now))
 	case (o.state != oSending && o.state != oWaitReply) || !o.x.overdue(now):
 	case o.x.polls >= e.o.MaxAckRequests:
 		p.queueAbort(o)
 		e.finish(now, o, fmt.Errorf("%w: peer %d, %d ACK requests unanswered", ErrNoAck, p.addr, o.x.polls))
 	default:
-		o.x.queuePoll(now.Add(e.o.Turnaround))
+		o.x.queuePoll(e.answerAt(now))
 	}
-}
-
-// Backoff returns a random wait before retrying a transmission on a busy
-// channel: one to eight short-frame airtimes.
-func (e *Engine) Backoff() time.Duration {
-	return e.o.Turnaround + time.Duration(1+e.rng.IntN(8))*e.o.Airtime(hdrLen+e.tagLen)
 }
 
 // pending reports whether a frame is on the air or waiting to be sent.

@@ -355,7 +355,7 @@ func (e *Engine) start(now time.Time, o *outMsg) {
 	p.txNext++
 	o.state = oSending
 	o.start = now
-	o.x.queueBurst(now.Add(e.o.Turnaround))
+	o.x.queueBurst(e.answerAt(now))
 }
 
 func (e *Engine) finish(now time.Time, o *outMsg, err error) { e.end(now, o, err, false) }
@@ -420,7 +420,7 @@ func (e *Engine) onAck(now time.Time, x *xfer, body []byte) {
 		return // a late ACK: the burst on its way already accounts for it
 	}
 	if x.nAcked < x.n {
-		x.queueBurst(now.Add(e.o.Turnaround))
+		x.queueBurst(e.answerAt(now))
 		return
 	}
 	x.stop()
@@ -441,7 +441,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		// Our final RACK was lost: the replier asks again, or resends the
 		// end of its reply.
 		if o.rack != nil && ((!h.isFrag() && h.ctlType() == ctlRpoll) || (h.isFrag() && h.poll())) {
-			o.repeatRack(now.Add(e.o.Turnaround))
+			o.repeatRack(e.answerAt(now))
 		}
 		return
 	}
@@ -459,7 +459,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 			e.onAck(now, o.x, body)
 		case ctlRpoll:
 			if o.state == oWaitReply || o.reply.count > 0 {
-				o.queueRack(now.Add(e.o.Turnaround), e.o.RackDelay, e.ackLimit)
+				o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit)
 			}
 		}
 		return
@@ -478,7 +478,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		return
 	}
 	o.rkind = k
-	if o.reply.bytes+len(body) > e.o.MaxMessage+4 || e.buffered+len(body) > e.o.MaxBuffered {
+	if o.reply.bytes+len(body) > e.maxSealed() || e.buffered+len(body) > e.o.MaxBuffered {
 		e.finish(now, o, fmt.Errorf("%w: reply exceeds the buffer", ErrTooLarge))
 		return
 	}
@@ -500,20 +500,13 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		if k == kindError {
 			ev.Err, ev.Data = &RemoteError{Msg: string(pl)}, nil
 		}
-		o.queueRack(now.Add(e.o.Turnaround), e.o.RackDelay, e.ackLimit)
+		o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit)
 		e.finish(now, o, nil)
 		ev.Stats = o.stats
 		e.emit(ev)
 		return
 	}
 	if h.poll() {
-		o.queueRack(now.Add(e.o.Turnaround), e.o.RackDelay, e.ackLimit)
+		o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit)
 	}
-}
-
-func (e *Engine) replyCheck(now time.Time) time.Time {
-	if e.o.ReplyCheck <= 0 {
-		return time.Time{}
-	}
-	return now.Add(e.o.ReplyCheck)
 }
