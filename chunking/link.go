@@ -76,10 +76,10 @@ type Link struct {
 	txErr chan error
 	reqs  chan incoming
 
-	mu       sync.Mutex // guards e, waiters and flushers
+	mu       sync.Mutex // guards e, waiters and drainers
 	e        *Engine
 	waiters  map[MsgID]*waiter
-	flushers []chan struct{}
+	drainers []drainer
 }
 
 type waiter struct {
@@ -319,8 +319,8 @@ func (l *Link) loop() {
 		if d, ok := l.e.Deadline(); ok && !d.After(now) {
 			l.e.Tick(now)
 		}
-		evs := l.drain()
-		l.releaseFlushers()
+		evs := l.events()
+		settleAt := l.releaseDrainers(now)
 		ready := !txBusy && !now.Before(backoff) && !now.Before(pause) && l.e.Ready(now)
 		l.mu.Unlock()
 		l.dispatch(evs)
@@ -360,6 +360,11 @@ func (l *Link) loop() {
 			// received to wake the loop: the station we deferred to may
 			// have left the air mid-frame.
 			next, ok = hold, true
+		}
+		if !settleAt.IsZero() && (!ok || settleAt.Before(next)) {
+			// A Drain waits for a peer's chance to ask again: no frame
+			// may come to wake the loop.
+			next, ok = settleAt, true
 		}
 		wait := time.Hour
 		if ok {
@@ -403,8 +408,8 @@ func (l *Link) loop() {
 	}
 }
 
-// drain collects events; the caller holds mu.
-func (l *Link) drain() []Event {
+// events collects the engine's events; the caller holds mu.
+func (l *Link) events() []Event {
 	var evs []Event
 	for ev, ok := l.e.Event(); ok; ev, ok = l.e.Event() {
 		evs = append(evs, ev)

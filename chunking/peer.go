@@ -20,6 +20,9 @@ type peer struct {
 	urgent     []*txItem // answers and replies: sent before our own bursts
 	bulk       []*txItem
 	rssi, snr  float64
+	// settle: until then the peer may ask again for a final
+	// acknowledgement we sent it, if it lost that frame.
+	settle time.Time
 }
 
 func (e *Engine) peer(a Addr) (*peer, error) {
@@ -57,18 +60,21 @@ func (p *peer) control(t ctlType, seq int, counter uint32, body []byte) []byte {
 }
 
 // queueAck queues the ACK about m, going at, which replaces one still
-// waiting; limit caps its body.
-func (p *peer) queueAck(m *inMsg, at time.Time, limit int) {
+// waiting; limit caps its body. It returns the ACK, nil if m has used up
+// its sequence numbers.
+func (p *peer) queueAck(m *inMsg, at time.Time, limit int) *txItem {
 	p.unqueueAck(m)
 	m.ackSeq++
 	if m.ackSeq > seqMask {
-		return
+		return nil
 	}
 	body := m.r.ackBody(limit)
 	// An ACK with gaps asks the sender to resend them at once: stay quiet
 	// for that burst (a half-duplex radio that talks to another peer
 	// meanwhile is deaf to it).
-	p.urgent = append(p.urgent, &txItem{p: p, frame: p.control(ctlAck, m.ackSeq, m.counter, body), notBefore: at, st: &m.stats, solicit: body != nil})
+	it := &txItem{p: p, frame: p.control(ctlAck, m.ackSeq, m.counter, body), notBefore: at, st: &m.stats, solicit: body != nil}
+	p.urgent = append(p.urgent, it)
+	return it
 }
 
 // queueRefuse tells p, at, that its message counter cannot be taken, and

@@ -260,11 +260,19 @@ func (e *Engine) refuse(now time.Time, p *peer, m *inMsg, reason int) {
 	p.queueRefuse(m.counter, reason, e.answerAt(now))
 }
 
+// ack queues an ACK about m. A complete one is answered by nobody: a
+// sender that lost it asks again.
+func (e *Engine) ack(now time.Time, p *peer, m *inMsg) {
+	if it := p.queueAck(m, e.answerAt(now), e.ackLimit); it != nil && !it.solicit {
+		it.settles = e.ackSettles(m.kind)
+	}
+}
+
 // respond answers an ACK request about the peer's message m.
 func (e *Engine) respond(now time.Time, p *peer, m *inMsg) {
 	switch {
 	case !m.r.complete() || m.kind == kindOneWay || m.acked || m.rx != nil:
-		p.queueAck(m, e.answerAt(now), e.ackLimit)
+		e.ack(now, p, m)
 	case m.grace.IsZero():
 		// Give the handler a moment: its reply is a better ACK.
 		m.grace = now.Add(e.o.ReplyGrace)

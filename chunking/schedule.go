@@ -17,7 +17,10 @@ type txItem struct {
 	solicit   bool // an answer is expected: stay quiet after sending
 	retry     bool
 	finalRack bool // the final RACK of a reply, which our next message makes redundant
-	st        *Stats
+	// settles: a final acknowledgement, which nobody answers; a peer that
+	// lost it asks again within this long.
+	settles time.Duration
+	st      *Stats
 }
 
 // sched is the transmit side the peers share: one radio, one channel.
@@ -198,6 +201,12 @@ func (e *Engine) TxDone(now time.Time, err error) {
 		return
 	}
 	e.tx = nil
+	if it.settles > 0 {
+		// Sent or not, the peer may ask for it again until then.
+		if t := now.Add(it.settles); t.After(it.p.settle) {
+			it.p.settle = t
+		}
+	}
 	if err == nil {
 		e.stats.Sent++
 		if it.st != nil {
@@ -275,7 +284,7 @@ func (e *Engine) tickIn(now time.Time, p *peer) {
 		m.grace = time.Time{}
 		if m.rx == nil {
 			m.acked = true
-			p.queueAck(m, e.answerAt(now), e.ackLimit)
+			e.ack(now, p, m)
 		}
 	}
 	if x := m.rx; x.overdue(now) {
@@ -319,4 +328,26 @@ func (e *Engine) pending() bool {
 		}
 	}
 	return false
+}
+
+// Settled reports whether the engine can stop without leaving a peer
+// behind: no frame is queued or on the air, no reply of ours is still on
+// its way, and no peer can still ask again for a final acknowledgement we
+// sent (the final RACK of a reply, the ACK of a whole message: nobody
+// answers them, so a peer that lost one asks again and only a running
+// engine can repeat it). If not, next is when to ask again; zero means
+// after the next frame in or out.
+func (e *Engine) Settled(now time.Time) (next time.Time, settled bool) {
+	if e.pending() {
+		return time.Time{}, false
+	}
+	for _, p := range e.order {
+		if m := p.in; m != nil && m.state != inDead && m.rx != nil && m.rx.state != xDone {
+			return time.Time{}, false // its RPOLLs and resends need us
+		}
+		if p.settle.After(now) && p.settle.After(next) {
+			next = p.settle
+		}
+	}
+	return next, next.IsZero()
 }

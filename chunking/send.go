@@ -245,11 +245,12 @@ func (o *outMsg) retire(now time.Time) int {
 
 // queueRack tells the replier, at, which reply fragments arrived; limit
 // caps the body. The final RACK waits delay more, and is kept to be
-// repeated if the replier asks again.
-func (o *outMsg) queueRack(at time.Time, delay time.Duration, limit int) {
+// repeated if the replier asks again. It returns the RACK, nil if o has
+// used up its sequence numbers.
+func (o *outMsg) queueRack(at time.Time, delay time.Duration, limit int) *txItem {
 	o.rackSeq++
 	if o.rackSeq > seqMask {
-		return
+		return nil
 	}
 	body := o.reply.ackBody(limit)
 	f := o.p.control(ctlRack, o.rackSeq, o.x.counter, body)
@@ -262,11 +263,14 @@ func (o *outMsg) queueRack(at time.Time, delay time.Duration, limit int) {
 		it.notBefore = it.notBefore.Add(delay)
 	}
 	o.p.urgent = append(o.p.urgent, it)
+	return it
 }
 
 // repeatRack sends the final RACK again, at: the replier did not get it.
-func (o *outMsg) repeatRack(at time.Time) {
-	o.p.urgent = append(o.p.urgent, &txItem{p: o.p, frame: o.rack, notBefore: at})
+func (o *outMsg) repeatRack(at time.Time) *txItem {
+	it := &txItem{p: o.p, frame: o.rack, notBefore: at}
+	o.p.urgent = append(o.p.urgent, it)
+	return it
 }
 
 // progress is o's EventProgress.
@@ -358,6 +362,14 @@ func (e *Engine) start(now time.Time, o *outMsg) {
 	o.x.queueBurst(e.answerAt(now))
 }
 
+// rack queues a RACK about o's reply. The final one is answered by nobody:
+// a replier that lost it asks again.
+func (e *Engine) rack(now time.Time, o *outMsg) {
+	if it := o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit); it != nil && it.finalRack {
+		it.settles = e.rackSettles()
+	}
+}
+
 func (e *Engine) finish(now time.Time, o *outMsg, err error) { e.end(now, o, err, false) }
 
 // end retires o; quiet suppresses its event.
@@ -441,7 +453,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		// Our final RACK was lost: the replier asks again, or resends the
 		// end of its reply.
 		if o.rack != nil && ((!h.isFrag() && h.ctlType() == ctlRpoll) || (h.isFrag() && h.poll())) {
-			o.repeatRack(e.answerAt(now))
+			o.repeatRack(e.answerAt(now)).settles = e.rackSettles()
 		}
 		return
 	}
@@ -459,7 +471,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 			e.onAck(now, o.x, body)
 		case ctlRpoll:
 			if o.state == oWaitReply || o.reply.count > 0 {
-				o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit)
+				e.rack(now, o)
 			}
 		}
 		return
@@ -500,13 +512,13 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		if k == kindError {
 			ev.Err, ev.Data = &RemoteError{Msg: string(pl)}, nil
 		}
-		o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit)
+		e.rack(now, o)
 		e.finish(now, o, nil)
 		ev.Stats = o.stats
 		e.emit(ev)
 		return
 	}
 	if h.poll() {
-		o.queueRack(e.answerAt(now), e.o.RackDelay, e.ackLimit)
+		e.rack(now, o)
 	}
 }

@@ -80,6 +80,31 @@ func (e *Engine) answerWait(it *txItem) time.Duration {
 	return wait
 }
 
+// askAgainWithin is how long a peer whose retry timer is wait may take to
+// ask again for a final acknowledgement of ours that it lost: the timer,
+// the question's airtime and our turnaround, twice, since the first
+// question may be lost too.
+func (e *Engine) askAgainWithin(wait time.Duration) time.Duration {
+	return 2 * (wait + e.o.Airtime(hdrLen+pollExt+e.tagLen) + e.o.Turnaround)
+}
+
+// rackSettles is askAgainWithin for our final RACK: the replier sends an
+// RPOLL after ackWait, plus the RACK allowance if it cannot sense the
+// channel, which we cannot tell from here.
+func (e *Engine) rackSettles() time.Duration {
+	return e.askAgainWithin(e.ackWait() + e.rackAllowance())
+}
+
+// ackSettles is askAgainWithin for the complete ACK of a message of kind
+// k: its sender POLLs after the wait it set on its last fragment.
+func (e *Engine) ackSettles(k fragKind) time.Duration {
+	wait := e.ackWait()
+	if k == kindRequest {
+		wait += e.replyAllowance()
+	}
+	return e.askAgainWithin(wait)
+}
+
 // Backoff returns a random wait before retrying a transmission on a busy
 // channel: one to eight short-frame airtimes.
 func (e *Engine) Backoff() time.Duration {
