@@ -40,6 +40,7 @@ type inMsg struct {
 	silence  time.Time // acknowledge if no frame arrives by then
 	lastSeen time.Time
 	acked    bool // ACK(complete) sent or due
+	refusal  int  // why we refused it, a REFUSE reason; 0 if we did not
 	rx       *xfer
 	stats    Stats
 	start    time.Time
@@ -78,32 +79,52 @@ func (m *inMsg) release() int {
 	return n
 }
 
-// Reply answers the request id (from an EventRequest). handlerErr sends
-// payload as the text of a handler error. The reply doubles as the
-// request's acknowledgement, and it is cached: a repeated request is
-// answered from the cache without a new EventRequest.
-func (e *Engine) Reply(now time.Time, id MsgID, payload []byte, handlerErr bool) error {
+// request returns the delivered request id that waits for its answer.
+func (e *Engine) request(id MsgID) (*peer, *inMsg) {
 	for _, p := range e.order {
-		m := p.in
-		if m == nil || m.id != id || m.state != inDelivered || m.rx != nil || m.kind != kindRequest {
-			continue
+		if m := p.in; m != nil && m.id == id && m.state == inDelivered && m.rx == nil && m.kind == kindRequest {
+			return p, m
 		}
-		if len(payload) > e.o.MaxMessage {
-			payload = []byte(fmt.Sprintf("reply of %d bytes exceeds the link's %d-byte limit", len(payload), e.o.MaxMessage))
-			handlerErr = true
-		}
-		kind := kindReply
-		if handlerErr {
-			kind = kindError
-		}
-		data := withCRC(payload)
-		m.rx = newXfer(p, m.counter, kind, data, e.chooseFrag(len(data)), &m.stats)
-		m.grace = time.Time{}
-		e.buffered += len(m.rx.data)
-		m.rx.queueBurst(e.answerAt(now))
-		return nil
 	}
-	return ErrUnknownMessage
+	return nil, nil
+}
+
+// Reply answers the request id (from an EventRequest). handlerErr sends
+// payload as the text of a handler error (the requester's *RemoteError,
+// CodeHandler). The reply doubles as the request's acknowledgement, and it
+// is cached: a repeated request is answered from the cache without a new
+// EventRequest.
+func (e *Engine) Reply(now time.Time, id MsgID, payload []byte, handlerErr bool) error {
+	p, m := e.request(id)
+	if m == nil {
+		return ErrUnknownMessage
+	}
+	if len(payload) > e.o.MaxMessage {
+		payload = []byte(fmt.Sprintf("reply of %d bytes exceeds the link's %d-byte limit", len(payload), e.o.MaxMessage))
+		handlerErr = true
+	}
+	kind := kindReply
+	if handlerErr {
+		kind = kindError
+	}
+	data := withCRC(payload)
+	m.rx = newXfer(p, m.counter, kind, data, e.chooseFrag(len(data)), &m.stats)
+	m.grace = time.Time{}
+	e.buffered += len(m.rx.data)
+	m.rx.queueBurst(e.answerAt(now))
+	return nil
+}
+
+// Busy answers the request id (from an EventRequest) that this side has no
+// room to handle: the requester's exchange fails at once with ErrPeerBusy,
+// and the request may be sent again later.
+func (e *Engine) Busy(now time.Time, id MsgID) error {
+	p, m := e.request(id)
+	if m == nil {
+		return ErrUnknownMessage
+	}
+	e.refuse(now, p, m, refuseBacklog)
+	return nil
 }
 
 // onTheirs handles an authenticated frame about the peer's message c. It
@@ -128,6 +149,10 @@ func (e *Engine) onTheirs(now time.Time, p *peer, h header, c uint32, body []byt
 	}
 	m.stats.heard(e.o.Airtime(flen), p.rssi, p.snr)
 	if m.state == inDead {
+		if m.refusal != 0 && !h.isFrag() && h.ctlType() == ctlPoll {
+			// The sender asks again: our REFUSE was lost.
+			p.queueRefuse(m.counter, m.refusal, e.answerAt(now))
+		}
 		return true
 	}
 	if !h.isFrag() {
@@ -257,6 +282,7 @@ func (e *Engine) bury(p *peer, m *inMsg) {
 // refuse buries m and tells its sender why.
 func (e *Engine) refuse(now time.Time, p *peer, m *inMsg, reason int) {
 	e.bury(p, m)
+	m.refusal = reason
 	p.queueRefuse(m.counter, reason, e.answerAt(now))
 }
 

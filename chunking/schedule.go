@@ -311,7 +311,7 @@ func (e *Engine) tickOut(now time.Time, p *peer) {
 	case (o.state != oSending && o.state != oWaitReply) || !o.x.overdue(now):
 	case o.x.polls >= e.o.MaxAckRequests:
 		p.queueAbort(o)
-		e.finish(now, o, fmt.Errorf("%w: peer %d, %d ACK requests unanswered", ErrNoAck, p.addr, o.x.polls))
+		e.finish(now, o, fmt.Errorf("%w: peer %d left %d ACK requests unanswered", ErrNoAck, p.addr, o.x.polls))
 	default:
 		o.x.queuePoll(e.answerAt(now))
 	}

@@ -460,13 +460,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 	if !h.isFrag() {
 		switch h.ctlType() {
 		case ctlRefuse:
-			reason := map[int]string{refuseStale: "peer restarted during the exchange", refuseTooLarge: "message too large for the peer",
-				refuseCorrupt: "message failed its integrity check", refuseBusy: "peer out of buffer space"}[h.seq()]
-			err := fmt.Errorf("%w: %s", ErrRefused, reason)
-			if h.seq() == refuseTooLarge {
-				err = fmt.Errorf("%w (%w)", err, ErrTooLarge)
-			}
-			e.finish(now, o, err)
+			e.finish(now, o, refusal(h.seq()))
 		case ctlAck:
 			e.onAck(now, o.x, body)
 		case ctlRpoll:
@@ -510,7 +504,7 @@ func (e *Engine) onOurs(now time.Time, p *peer, o *outMsg, h header, body []byte
 		}
 		ev := Event{Kind: EventReply, ID: o.id, Peer: p.addr, Data: pl}
 		if k == kindError {
-			ev.Err, ev.Data = &RemoteError{Msg: string(pl)}, nil
+			ev.Err, ev.Data = &RemoteError{Code: CodeHandler, Msg: string(pl)}, nil
 		}
 		e.rack(now, o)
 		e.finish(now, o, nil)

@@ -26,6 +26,8 @@ func (x linkExchanger) Exchange(ctx context.Context, to Peer, payload []byte) (R
 	switch {
 	case errors.Is(err, chunking.ErrTooLarge):
 		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, chunking.ErrPeerBusy):
+		err = fmt.Errorf("%w: %s: %w", ErrPeerBusy, to, err)
 	case errors.Is(err, chunking.ErrNoAck), errors.Is(err, chunking.ErrRefused):
 		err = fmt.Errorf("%w: %s: %w", ErrPeerUnreachable, to, err)
 	case errors.Is(err, chunking.ErrUnknownPeer):
