@@ -51,7 +51,7 @@ func BenchmarkSeal(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				e.seal(p, h, 1, body)
+				p.sealFrame(h, 1, body)
 			}
 		})
 	}
@@ -66,7 +66,7 @@ func BenchmarkOpen(b *testing.B) {
 			q, _ := rx.peer(1)
 			body := make([]byte, 255-hdrLen-tx.tagLen)
 			h := header{link: p.txTag, hint: 1, ctl: fragCtl(kindRequest, 3, false, false)}
-			f := tx.seal(p, h, 1, body)
+			f := p.sealFrame(h, 1, body)
 			var n [nonceLen]byte
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()

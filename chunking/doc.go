@@ -54,6 +54,7 @@
 //		e.Receive(now, frame, rssi, snr)                  // or, when the deadline passes:
 //		e.Tick(now)
 //	}
+//	// Before stopping: keep the loop going until e.Settled(now).
 //
 // Package chunkbench is a complete adapter of this loop to linkbench.
 package chunking

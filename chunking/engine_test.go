@@ -126,6 +126,9 @@ func TestHandlerError(t *testing.T) {
 	if len(r) != 1 || !errors.As(r[0].Err, &re) || re.Msg != "model not loaded" {
 		t.Fatalf("got %+v, want a RemoteError", r)
 	}
+	if re.Code != CodeHandler || !errors.Is(r[0].Err, ErrHandler) {
+		t.Errorf("got code %v, want a handler failure", re.Code)
+	}
 }
 
 func TestTooLarge(t *testing.T) {

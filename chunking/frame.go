@@ -60,12 +60,14 @@ const (
 )
 
 // Reasons a receiver refuses a message, carried in a REFUSE frame's
-// sequence field (so each reason has its own nonce).
+// sequence field (so each reason has its own nonce); refusal says what
+// each means to the sender.
 const (
 	refuseStale    = 1 // counter already used: the receiver restarted mid-exchange
 	refuseTooLarge = 2
 	refuseCorrupt  = 3
-	refuseBusy     = 4
+	refuseBusy     = 4 // out of buffer space
+	refuseBacklog  = 5 // a whole request nobody is ready to handle (Engine.Busy)
 )
 
 type header struct {

@@ -81,7 +81,7 @@ func reassembleOps(t testing.TB, ops []byte) {
 			if !h.isFrag() && h.ctlType() > ctlRpoll {
 				continue
 			}
-			e.Receive(now, attacker.seal(p, h, c, body), 0, 0)
+			e.Receive(now, p.sealFrame(h, c, body), 0, 0)
 			now = now.Add(50 * time.Millisecond)
 			e.Tick(now)
 			for k := 0; e.Ready(now); k++ {

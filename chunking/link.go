@@ -23,12 +23,12 @@ type Opts struct {
 	// Logger receives operational logs. Nil discards them.
 	Logger *slog.Logger
 	// Backlog bounds requests waiting for Serve. Zero: 16; beyond it a
-	// request is answered with a "busy" handler error.
+	// request is answered busy: the requester gets ErrPeerBusy.
 	Backlog int
 }
 
 // Handler answers one request. A returned error reaches the requester as a
-// *RemoteError carrying its text.
+// *RemoteError carrying its text, of class ErrHandler.
 type Handler func(ctx context.Context, from Addr, req []byte) ([]byte, error)
 
 // Progress reports how far a long request has got, in payload bytes.
@@ -76,10 +76,10 @@ type Link struct {
 	txErr chan error
 	reqs  chan incoming
 
-	mu       sync.Mutex // guards e, waiters and flushers
+	mu       sync.Mutex // guards e, waiters and drainers
 	e        *Engine
 	waiters  map[MsgID]*waiter
-	flushers []chan struct{}
+	drainers []drainer
 }
 
 type waiter struct {
@@ -165,7 +165,10 @@ func (l *Link) poke() {
 }
 
 // Request sends payload to peer and waits for the reply. Stats describe the
-// exchange. A handler failure on the peer is a *RemoteError. Once the peer
+// exchange. A failure wraps one of the classes ErrUnreachable, ErrPeerBusy,
+// ErrRefused or ErrHandler when the peer is the cause (a handler failure is
+// a *RemoteError), or ErrTooLarge, ErrUnknownPeer, ErrClosed, the radio's or
+// the context's error. Once the peer
 // has the whole request, the peer drives the reply (and retries it); ctx
 // bounds the whole exchange, the handler's run time included.
 func (l *Link) Request(ctx context.Context, peer Addr, payload []byte, opts ...RequestOption) ([]byte, Stats, error) {
@@ -319,8 +322,8 @@ func (l *Link) loop() {
 		if d, ok := l.e.Deadline(); ok && !d.After(now) {
 			l.e.Tick(now)
 		}
-		evs := l.drain()
-		l.releaseFlushers()
+		evs := l.events()
+		settleAt := l.releaseDrainers(now)
 		ready := !txBusy && !now.Before(backoff) && !now.Before(pause) && l.e.Ready(now)
 		l.mu.Unlock()
 		l.dispatch(evs)
@@ -360,6 +363,11 @@ func (l *Link) loop() {
 			// received to wake the loop: the station we deferred to may
 			// have left the air mid-frame.
 			next, ok = hold, true
+		}
+		if !settleAt.IsZero() && (!ok || settleAt.Before(next)) {
+			// A Drain waits for a peer's chance to ask again: no frame
+			// may come to wake the loop.
+			next, ok = settleAt, true
 		}
 		wait := time.Hour
 		if ok {
@@ -403,8 +411,8 @@ func (l *Link) loop() {
 	}
 }
 
-// drain collects events; the caller holds mu.
-func (l *Link) drain() []Event {
+// events collects the engine's events; the caller holds mu.
+func (l *Link) events() []Event {
 	var evs []Event
 	for ev, ok := l.e.Event(); ok; ev, ok = l.e.Event() {
 		evs = append(evs, ev)
@@ -420,7 +428,7 @@ func (l *Link) dispatch(evs []Event) {
 			case l.reqs <- incoming{id: ev.ID, from: ev.Peer, data: ev.Data}:
 			default:
 				l.mu.Lock()
-				l.e.Reply(l.clk.Now(), ev.ID, []byte("busy: request backlog full"), true)
+				l.e.Busy(l.clk.Now(), ev.ID)
 				l.mu.Unlock()
 			}
 		case EventMessage:

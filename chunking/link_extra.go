@@ -1,23 +1,42 @@
 package chunking
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Overhead is the number of bytes each frame spends on header and tag, so
 // callers can tell how many frames a message takes.
 func (l *Link) Overhead() int { return l.e.Overhead() }
 
-// Flush waits until no frame is queued or on the air, or ctx ends. A process
-// that stops right after its last exchange calls it before Close, so the
-// acknowledgement of the last reply still goes out and the peer is not left
-// asking for it (and holding the channel) until its retry budget runs out.
-func (l *Link) Flush(ctx context.Context) error {
-	ch := make(chan struct{})
+// Flush waits until no frame is queued or on the air, or ctx ends.
+func (l *Link) Flush(ctx context.Context) error { return l.wait(ctx, false) }
+
+// Drain keeps the link on the air until it can stop without leaving a
+// peer behind (Engine.Settled), or ctx ends: what is queued has gone out,
+// a reply of ours has been acknowledged, and a peer that lost our last
+// acknowledgement has had the time to ask for it again, and got it. The
+// final RACK of an exchange is the frame nobody acknowledges: a peer that
+// lost it keeps asking for its whole retry budget, tens of seconds in
+// which its half-duplex radio is deaf to whoever else talks to it (the
+// relay that takes over, say). A process calls Drain before Close; the
+// wait is bounded by the peers' retry timers, a second or two at SF7.
+func (l *Link) Drain(ctx context.Context) error { return l.wait(ctx, true) }
+
+// drainer is a Flush (settle false) or Drain call waiting for the loop.
+type drainer struct {
+	done   chan struct{}
+	settle bool
+}
+
+func (l *Link) wait(ctx context.Context, settle bool) error {
+	d := drainer{done: make(chan struct{}), settle: settle}
 	l.mu.Lock()
-	l.flushers = append(l.flushers, ch)
+	l.drainers = append(l.drainers, d)
 	l.mu.Unlock()
 	l.poke()
 	select {
-	case <-ch:
+	case <-d.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -26,27 +45,29 @@ func (l *Link) Flush(ctx context.Context) error {
 	}
 }
 
-// pending reports whether a frame is on the air or waiting to be sent.
-func (e *Engine) pending() bool {
-	if e.tx != nil {
-		return true
+// releaseDrainers wakes the Flush and Drain callers whose wait is over. It
+// returns when the loop must look again for the others, zero if only
+// frames can end their wait. The caller holds mu.
+func (l *Link) releaseDrainers(now time.Time) time.Time {
+	if len(l.drainers) == 0 {
+		return time.Time{}
 	}
-	for _, p := range e.order {
-		if len(p.urgent) > 0 || len(p.bulk) > 0 {
-			return true
+	flushed := !l.e.pending()
+	next, settled := l.e.Settled(now)
+	keep := l.drainers[:0]
+	for _, d := range l.drainers {
+		if settled || (flushed && !d.settle) {
+			close(d.done)
+			continue
+		}
+		keep = append(keep, d)
+	}
+	clear(l.drainers[len(keep):])
+	l.drainers = keep
+	for _, d := range keep {
+		if d.settle {
+			return next
 		}
 	}
-	return false
-}
-
-// releaseFlushers wakes Flush callers once nothing is left to send; the
-// caller holds mu.
-func (l *Link) releaseFlushers() {
-	if len(l.flushers) == 0 || l.e.pending() {
-		return
-	}
-	for _, ch := range l.flushers {
-		close(ch)
-	}
-	l.flushers = nil
+	return time.Time{}
 }

@@ -319,3 +319,36 @@ func testBackoffWithoutTraffic(t *testing.T, slow time.Duration) {
 		}
 	})
 }
+
+// TestLinkBusy: a request that finds the backlog full fails at once with
+// ErrPeerBusy, not after the caller's deadline.
+func TestLinkBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		air, _ := sim.NewAir(nil)
+		gw, _ := newLink(t, air, 1, 2)
+		r, err := air.NewRadio(&sim.RadioOpts{Name: "2", Region: lora.US915})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		// Nobody serves the peer: its one backlog slot stays taken.
+		p, err := chunking.New(r, 2, psk, &chunking.Opts{Backlog: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, _, err := gw.Request(ctx, 2, []byte("first")); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("first request: got %v, want the deadline", err)
+		}
+		start := time.Now()
+		_, _, err = gw.Request(t.Context(), 2, []byte("second"))
+		if !errors.Is(err, chunking.ErrPeerBusy) || errors.Is(err, chunking.ErrHandler) {
+			t.Fatalf("second request: got %v, want ErrPeerBusy", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("busy after %v, want within an exchange's airtime", d)
+		}
+	})
+}

@@ -83,7 +83,7 @@ func (n *vnet) run(until time.Duration) {
 			if spin > 100000 {
 				for _, v := range n.nodes {
 					d, ok := v.e.Deadline()
-					n.t.Logf("node %d: deadline %v %v ready %v listen %v tx %v", v.addr, d.Sub(n.now), ok, v.e.Ready(n.now), v.e.listen.Sub(n.now), v.e.tx != nil)
+					n.t.Logf("node %d: deadline %v %v ready %v listen %v tx %v", v.addr, d.Sub(n.now), ok, v.e.Ready(n.now), v.e.quiet.until.Sub(n.now), v.e.tx != nil)
 				}
 				n.t.Fatalf("virtual time stuck at %v", n.now)
 			}

@@ -3,9 +3,16 @@
 // airtime at 5 kbit/s, so a sentiment answer is 7 bytes, not a JSON document.
 //
 // Request:  kind (1 byte) | body
-// Reply:    status (1 byte: 0 ok, 1 error) | body (ok) or UTF-8 message (error)
+// Reply:    status (1 byte) | body (ok) or UTF-8 message (error)
+// Status:   0 ok, else the error's class, a chunking.Code: 1 the handler
+// failed, 2 the peer is busy, 3 the peer refuses the request.
 // Sentiment reply body: label (1 byte) | negative, neutral, positive scores,
 // each a big-endian uint16 fraction of 65535.
+//
+// An error reply decodes to the link's own *chunking.RemoteError, so a
+// caller tells a busy peer from a refusal or a failed handler the same way
+// whether the link or the peer's application answered: errors.Is with
+// chunking.ErrPeerBusy, ErrRefused or ErrHandler.
 package exchange
 
 import (
@@ -14,6 +21,8 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+
+	"github.com/nexfield/nexfield/chunking"
 )
 
 // Kind says what the peer should do with a request.
@@ -44,11 +53,6 @@ var (
 	ErrMalformed   = errors.New("exchange: malformed message")
 )
 
-// RemoteError is an error the peer reported in its reply.
-type RemoteError struct{ Msg string }
-
-func (e *RemoteError) Error() string { return "peer: " + e.Msg }
-
 // EncodeRequest frames body as a request of kind k.
 func EncodeRequest(k Kind, body []byte) []byte {
 	out := make([]byte, 1+len(body))
@@ -70,10 +74,8 @@ func DecodeRequest(b []byte) (Kind, []byte, error) {
 	return 0, nil, fmt.Errorf("%w %#x", ErrUnknownKind, b[0])
 }
 
-const (
-	statusOK    = 0
-	statusError = 1
-)
+// statusOK marks a successful reply; any other status is a chunking.Code.
+const statusOK = 0
 
 // EncodeReply frames a successful answer.
 func EncodeReply(body []byte) []byte {
@@ -86,8 +88,9 @@ func EncodeReply(body []byte) []byte {
 // maxErrorLen keeps error replies to one short frame.
 const maxErrorLen = 120
 
-// EncodeError frames an error answer; long messages are cut on a rune boundary.
-func EncodeError(msg string) []byte {
+// EncodeError frames an error answer of class code; long messages are cut
+// on a rune boundary.
+func EncodeError(code chunking.Code, msg string) []byte {
 	if len(msg) > maxErrorLen {
 		cut := maxErrorLen
 		for cut > 0 && !utf8.RuneStart(msg[cut]) {
@@ -95,19 +98,20 @@ func EncodeError(msg string) []byte {
 		}
 		msg = msg[:cut]
 	}
-	return append([]byte{statusError}, msg...)
+	return append([]byte{byte(code)}, msg...)
 }
 
-// DecodeReply returns the body of a successful reply, or a *RemoteError.
+// DecodeReply returns the body of a successful reply, or the peer's error
+// answer as a *chunking.RemoteError.
 func DecodeReply(b []byte) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, ErrEmpty
 	}
-	switch b[0] {
+	switch c := chunking.Code(b[0]); c {
 	case statusOK:
 		return b[1:], nil
-	case statusError:
-		return nil, &RemoteError{Msg: string(b[1:])}
+	case chunking.CodeHandler, chunking.CodeBusy, chunking.CodeRefused:
+		return nil, &chunking.RemoteError{Code: c, Msg: string(b[1:])}
 	}
 	return nil, fmt.Errorf("%w: status %#x", ErrMalformed, b[0])
 }

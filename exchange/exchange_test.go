@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/nexfield/nexfield/chunking"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
@@ -39,10 +41,23 @@ func TestReply(t *testing.T) {
 		t.Fatalf("got %q %v", body, err)
 	}
 	long := strings.Repeat("é", 100) // 200 bytes, cut on a rune boundary
-	_, err = DecodeReply(EncodeError(long))
-	var re *RemoteError
+	_, err = DecodeReply(EncodeError(chunking.CodeHandler, long))
+	var re *chunking.RemoteError
 	if !errors.As(err, &re) || len(re.Msg) > maxErrorLen || !strings.HasPrefix(long, re.Msg) {
 		t.Fatalf("got %v, want a RemoteError with a prefix of the message", err)
+	}
+	for _, tc := range []struct {
+		code chunking.Code
+		want error
+	}{
+		{chunking.CodeHandler, chunking.ErrHandler},
+		{chunking.CodeBusy, chunking.ErrPeerBusy},
+		{chunking.CodeRefused, chunking.ErrRefused},
+	} {
+		_, err := DecodeReply(EncodeError(tc.code, "no"))
+		if !errors.As(err, &re) || re.Code != tc.code || !errors.Is(err, tc.want) {
+			t.Errorf("code %v: got %v, want a RemoteError matching %v", tc.code, err, tc.want)
+		}
 	}
 	if _, err := DecodeReply([]byte{9}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("bad status: got %v", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/exchange"
 )
 
@@ -63,19 +64,20 @@ func New(c Classifier, opts *Opts) (*Handler, error) {
 }
 
 // Handle returns the encoded reply to one encoded request. Failures become
-// error replies so the relay learns what went wrong; Handle itself only
-// returns an error when ctx ended (the link then sends nothing).
+// error replies of their class so the relay learns what went wrong and
+// what to do: a request this peer does not carry out is refused
+// (chunking.CodeRefused), a classifier that fails is a handler failure
+// (chunking.CodeHandler). Handle itself only returns an error when ctx
+// ended.
 func (h *Handler) Handle(ctx context.Context, req []byte) ([]byte, error) {
 	kind, body, err := exchange.DecodeRequest(req)
 	if err != nil {
-		h.failed.Add(1)
-		return exchange.EncodeError(err.Error()), nil
+		return h.fail(chunking.CodeRefused, err.Error()), nil
 	}
 	switch kind {
 	case exchange.KindSentiment:
 		if !utf8.Valid(body) {
-			h.failed.Add(1)
-			return exchange.EncodeError("text is not valid UTF-8"), nil
+			return h.fail(chunking.CodeRefused, "text is not valid UTF-8"), nil
 		}
 		start := time.Now()
 		s, err := h.classifier.Classify(ctx, string(body))
@@ -84,27 +86,29 @@ func (h *Handler) Handle(ctx context.Context, req []byte) ([]byte, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			h.failed.Add(1)
-			return exchange.EncodeError(fmt.Sprintf("classify: %v", err)), nil
+			return h.fail(chunking.CodeHandler, fmt.Sprintf("classify: %v", err)), nil
 		}
 		out, err := exchange.EncodeSentiment(s)
 		if err != nil {
-			h.failed.Add(1)
-			return exchange.EncodeError(err.Error()), nil
+			return h.fail(chunking.CodeHandler, err.Error()), nil
 		}
 		h.served.Add(1)
 		h.log.Debug("classified", "label", s.Label, "bytes", len(body), "infer_us", time.Since(start).Microseconds())
 		return exchange.EncodeReply(out), nil
 	case exchange.KindRaw:
 		if !h.opts.Echo {
-			h.failed.Add(1)
-			return exchange.EncodeError("raw requests are disabled on this peer"), nil
+			return h.fail(chunking.CodeRefused, "raw requests are disabled on this peer"), nil
 		}
 		h.served.Add(1)
 		return exchange.EncodeReply(body), nil
 	}
+	return h.fail(chunking.CodeRefused, "unsupported request"), nil
+}
+
+// fail counts a failed request and encodes its error answer.
+func (h *Handler) fail(code chunking.Code, msg string) []byte {
 	h.failed.Add(1)
-	return exchange.EncodeError("unsupported request"), nil
+	return exchange.EncodeError(code, msg)
 }
 
 // Stats are the handler's counters since start.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/exchange"
 )
 
@@ -27,13 +28,14 @@ func TestHandle(t *testing.T) {
 		wantLabel string
 		wantEcho  string
 		wantErr   string
+		wantClass error
 	}{
-		{"sentiment", exchange.EncodeRequest(exchange.KindSentiment, []byte("great")), "positive", "", ""},
-		{"echo", exchange.EncodeRequest(exchange.KindRaw, []byte("ping")), "", "ping", ""},
-		{"classifier error", exchange.EncodeRequest(exchange.KindSentiment, []byte("boom")), "", "", "peer: classify: model exploded"},
-		{"invalid utf-8", exchange.EncodeRequest(exchange.KindSentiment, []byte{0xff, 0xfe}), "", "", "peer: text is not valid UTF-8"},
-		{"garbage", []byte("?"), "", "", "peer: exchange: unknown request kind 0x3f"},
-		{"empty", nil, "", "", "peer: exchange: empty message"},
+		{"sentiment", exchange.EncodeRequest(exchange.KindSentiment, []byte("great")), "positive", "", "", nil},
+		{"echo", exchange.EncodeRequest(exchange.KindRaw, []byte("ping")), "", "ping", "", nil},
+		{"classifier error", exchange.EncodeRequest(exchange.KindSentiment, []byte("boom")), "", "", "peer: classify: model exploded", chunking.ErrHandler},
+		{"invalid utf-8", exchange.EncodeRequest(exchange.KindSentiment, []byte{0xff, 0xfe}), "", "", "peer: text is not valid UTF-8", chunking.ErrRefused},
+		{"garbage", []byte("?"), "", "", "peer: exchange: unknown request kind 0x3f", chunking.ErrRefused},
+		{"empty", nil, "", "", "peer: exchange: empty message", chunking.ErrRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := h.Handle(context.Background(), tc.req)
@@ -44,6 +46,9 @@ func TestHandle(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("got %v, want %q", err, tc.wantErr)
+				}
+				if !errors.Is(err, tc.wantClass) {
+					t.Fatalf("got %v, want class %v", err, tc.wantClass)
 				}
 				return
 			}
@@ -67,7 +72,7 @@ func TestHandle(t *testing.T) {
 	}
 	noEcho, _ := New(c, nil)
 	out, _ := noEcho.Handle(context.Background(), exchange.EncodeRequest(exchange.KindRaw, []byte("x")))
-	if _, err := exchange.DecodeReply(out); err == nil {
-		t.Error("raw request answered with echo disabled")
+	if _, err := exchange.DecodeReply(out); !errors.Is(err, chunking.ErrRefused) {
+		t.Errorf("raw request with echo disabled: got %v, want a refusal", err)
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"fmt"
 
 	"github.com/nexfield/nexfield/chunking"
-	"github.com/nexfield/nexfield/radio"
 )
 
-// OverLink carries the relay's requests over a chunking link and sorts the
-// link's failures into the relay's error classes.
+// OverLink carries the relay's requests over a chunking link. The link's
+// failures already belong to the relay's classes (they are the link's);
+// what is left, the link closed or the radio failing, is ErrRadio.
 func OverLink(l *chunking.Link) Exchanger { return linkExchanger{l} }
 
 type linkExchanger struct{ l *chunking.Link }
@@ -19,23 +19,15 @@ func (x linkExchanger) Exchange(ctx context.Context, to Peer, payload []byte) (R
 	reply, st, err := x.l.Request(ctx, chunking.Addr(to.Addr), payload)
 	res := Result{Reply: reply, RSSI: st.RSSI, SNR: st.SNR, Airtime: st.Airtime,
 		Frames: st.Frames + st.Received, Retries: st.Retries}
-	if err == nil {
-		return res, nil
-	}
-	var remote *chunking.RemoteError
 	switch {
-	case errors.Is(err, chunking.ErrTooLarge):
-		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
-	case errors.Is(err, chunking.ErrNoAck), errors.Is(err, chunking.ErrRefused):
-		err = fmt.Errorf("%w: %s: %w", ErrPeerUnreachable, to, err)
+	case err == nil:
+		return res, nil
 	case errors.Is(err, chunking.ErrUnknownPeer):
 		err = fmt.Errorf("%w: %s is not configured on the link: %w", ErrPeerUnreachable, to, err)
-	case errors.As(err, &remote):
-		err = fmt.Errorf("%w: %s: %w", ErrPeerBusy, to, err)
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrRefused), errors.Is(err, ErrPeerBusy),
+		errors.Is(err, ErrHandler), errors.Is(err, ErrPeerUnreachable):
+		err = fmt.Errorf("%s: %w", to, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-	case errors.Is(err, chunking.ErrClosed), errors.Is(err, radio.ErrClosed), errors.Is(err, radio.ErrTimeout),
-		errors.Is(err, radio.ErrNoDevice), errors.Is(err, radio.ErrDwellTime), errors.Is(err, radio.ErrDutyCycle):
-		err = fmt.Errorf("%w: %w", ErrRadio, err)
 	default:
 		err = fmt.Errorf("%w: %w", ErrRadio, err)
 	}

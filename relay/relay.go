@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/exchange"
 )
 
@@ -46,19 +47,22 @@ type Result struct {
 }
 
 // Exchanger carries one request to a peer and returns its reply. The link
-// layer implements it; errors should wrap ErrPeerUnreachable, ErrTooLarge or
-// ErrRadio so callers learn what to do.
+// layer implements it; errors should wrap one of the classes below so
+// callers learn what to do (errorCodes).
 type Exchanger interface {
 	Exchange(ctx context.Context, to Peer, payload []byte) (Result, error)
 }
 
 // Errors an Exchanger reports and the relay maps to service error codes.
+// The peer's classes are the link's (package chunking), for the link's
+// failures and the peer's error replies alike.
 var (
-	ErrPeerUnreachable = errors.New("relay: peer unreachable")
-	ErrTooLarge        = errors.New("relay: message too large")
+	ErrPeerUnreachable = chunking.ErrUnreachable
+	ErrTooLarge        = chunking.ErrTooLarge
+	ErrPeerBusy        = chunking.ErrPeerBusy
+	ErrRefused         = chunking.ErrRefused
+	ErrHandler         = chunking.ErrHandler
 	ErrRadio           = errors.New("relay: radio fault")
-	// ErrPeerBusy: the peer refused the request for now (its queue is full).
-	ErrPeerBusy = errors.New("relay: peer busy")
 )
 
 // PeerHeader names the target peer (by name or address) on a request.
@@ -270,11 +274,39 @@ const (
 	codeBadRequest  = "400"
 	codeUnknownPeer = "404"
 	codeTooLarge    = "413"
+	codeRefused     = "422" // the peer will not carry out the request
 	codeInternal    = "500"
+	codeHandler     = "502" // bad gateway: the peer's handler failed
 	codeRadio       = "502"
 	codeBusy        = "503"
 	codeUnreachable = "504"
 )
+
+// errorCodes is the relay's one error table: a failed exchange, or the
+// peer's error reply, gets the code of the first class it belongs to.
+var errorCodes = []struct {
+	class error
+	code  string
+}{
+	{ErrTooLarge, codeTooLarge}, // before ErrRefused: a peer refuses what is too large for it
+	{ErrRefused, codeRefused},
+	{ErrPeerBusy, codeBusy},
+	{context.Canceled, codeBusy},
+	{ErrPeerUnreachable, codeUnreachable},
+	{context.DeadlineExceeded, codeUnreachable},
+	{ErrHandler, codeHandler},
+	{ErrRadio, codeRadio},
+}
+
+// errorCode is err's service error code, fallback if it has no class.
+func errorCode(err error, fallback string) string {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.class) {
+			return c.code
+		}
+	}
+	return fallback
+}
 
 func (r *Relay) enqueue(req micro.Request, kind exchange.Kind, bySubject bool) {
 	name := ""
@@ -403,26 +435,15 @@ func (r *Relay) serve(ctx context.Context, j *job) {
 	res, err := r.link.Exchange(ctx, j.peer, exchange.EncodeRequest(j.kind, j.body))
 	latency := time.Since(j.arrived)
 	if err != nil {
-		code := codeInternal
-		switch {
-		case errors.Is(err, ErrTooLarge):
-			code = codeTooLarge
-		case errors.Is(err, ErrPeerUnreachable), errors.Is(err, context.DeadlineExceeded):
-			code = codeUnreachable
-		case errors.Is(err, ErrRadio):
-			code = codeRadio
-		case errors.Is(err, ErrPeerBusy):
-			code = codeBusy
-		case errors.Is(err, context.Canceled):
-			code = codeBusy
-		}
 		r.log.Warn("exchange failed", "peer", j.peer.Name, "kind", j.kind.String(), "err", err)
-		respondError(j.req, code, err.Error())
+		respondError(j.req, errorCode(err, codeInternal), err.Error())
 		return
 	}
 	body, err := exchange.DecodeReply(res.Reply)
 	if err != nil {
-		respondError(j.req, codeRadio, err.Error())
+		// The peer's error reply has its class; a reply that does not
+		// decode came over a faulty link.
+		respondError(j.req, errorCode(err, codeRadio), err.Error())
 		return
 	}
 	out := Reply{Peer: j.peer.Name, Via: int(r.opts.Address), RSSI: res.RSSI, SNR: res.SNR,

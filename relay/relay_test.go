@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/exchange"
 	"github.com/nexfield/nexfield/internal/natstest"
 )
@@ -45,7 +46,7 @@ func (d *directLink) Exchange(ctx context.Context, to Peer, payload []byte) (Res
 func sentimentHandler(to Peer, req []byte) ([]byte, error) {
 	kind, body, err := exchange.DecodeRequest(req)
 	if err != nil {
-		return exchange.EncodeError(err.Error()), nil
+		return exchange.EncodeError(chunking.CodeRefused, err.Error()), nil
 	}
 	if kind == exchange.KindRaw {
 		return exchange.EncodeReply(append([]byte(to.Name+":"), body...)), nil
@@ -129,7 +130,15 @@ func TestErrorCodes(t *testing.T) {
 		case "radio":
 			return nil, fmt.Errorf("spi: %w", ErrRadio)
 		case "remote":
-			return exchange.EncodeError("model not loaded"), nil
+			return exchange.EncodeError(chunking.CodeHandler, "model not loaded"), nil
+		case "busy":
+			return exchange.EncodeError(chunking.CodeBusy, "classifier queue full"), nil
+		case "refused":
+			return exchange.EncodeError(chunking.CodeRefused, "raw requests are disabled on this peer"), nil
+		case "link busy":
+			return nil, fmt.Errorf("%w: request backlog full", ErrPeerBusy)
+		case "malformed":
+			return []byte{0x7f}, nil
 		}
 		return sentimentHandler(to, req)
 	}}
@@ -143,6 +152,10 @@ func TestErrorCodes(t *testing.T) {
 		{"unreachable", "field.sentiment", "unreachable", "504", "unreachable"},
 		{"radio fault", "field.sentiment", "radio", "502", "radio fault"},
 		{"peer error", "field.sentiment", "remote", "502", "model not loaded"},
+		{"peer busy", "field.sentiment", "busy", "503", "classifier queue full"},
+		{"peer refuses", "field.sentiment", "refused", "422", "disabled"},
+		{"link busy", "field.sentiment", "link busy", "503", "backlog"},
+		{"malformed reply", "field.sentiment", "malformed", "502", "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := nc.Request(tc.subject, []byte(tc.body), 5*time.Second)

@@ -96,68 +96,16 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	err = rl.Run(ctx)
-	// Let the last reply's acknowledgement leave before the radio closes,
-	// and stay to repeat it to a peer that missed it. The whole stop must
-	// fit the agent's SIGTERM-to-SIGKILL grace (5 s).
-	fctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	// Stay on the air until the peers have their last acknowledgement: a
+	// peer that lost our final RACK asks again, and only a running link
+	// can answer. The whole stop must fit the agent's SIGTERM-to-SIGKILL
+	// grace (5 s).
+	dctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
 	defer cancel()
-	if ferr := linger(fctx, link, lingerQuiet(st.radio, c.link.turnaround)); ferr != nil {
-		log.Warn("link not flushed before exit", "err", ferr)
+	if derr := link.Drain(dctx); derr != nil {
+		log.Warn("link not drained before exit", "err", derr)
 	}
 	return err
-}
-
-// flushStatser is the part of a chunking.Link that linger uses.
-type flushStatser interface {
-	Flush(ctx context.Context) error
-	Stats() chunking.EngineStats
-}
-
-// linger returns once nothing is left to send and no frame for us has
-// arrived for quiet, or when ctx ends. The final RACK of an exchange is the
-// one frame nobody acknowledges: if it is lost (a radio without carrier
-// sense talking over it, such as the relay that takes over), the peer keeps
-// asking for it with RPOLLs for its whole retry budget, tens of seconds
-// during which its own transmissions deafen its half-duplex radio to the
-// new relay. Staying until the peer falls silent answers those RPOLLs (the
-// engine repeats the RACK).
-func linger(ctx context.Context, l flushStatser, quiet time.Duration) error {
-	if l.Stats().Accepted == 0 {
-		return l.Flush(ctx) // no peer ever heard from: none is waiting for us
-	}
-	t := time.NewTimer(quiet)
-	defer t.Stop()
-	for {
-		if err := l.Flush(ctx); err != nil {
-			return err
-		}
-		seen := l.Stats().Accepted
-		t.Reset(quiet)
-		select {
-		case <-ctx.Done():
-			return nil // nothing pending; only the wait for silence was cut short
-		case <-t.C:
-		}
-		if l.Stats().Accepted == seen {
-			return l.Flush(ctx)
-		}
-	}
-}
-
-// lingerQuiet is how long a peer that missed our final RACK may take to ask
-// again: its RPOLL timer (the airtime of a whole frame, an ACK, two
-// turnarounds and slack, as the engine sets it) with margin.
-func lingerQuiet(r radio.Radio, turnaround time.Duration) time.Duration {
-	if turnaround == 0 {
-		turnaround = driverTurnaround(r)
-	}
-	q := 400*time.Millisecond + 4*turnaround
-	if at, ok := r.(radio.Airtimer); ok {
-		q += 2 * (at.Airtime(r.MTU()) + at.Airtime(48))
-	} else {
-		q += 800 * time.Millisecond
-	}
-	return max(q, time.Second)
 }
 
 // workloadNATSOptions returns the credentials a workload got from the agent

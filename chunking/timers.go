@@ -1,0 +1,121 @@
+package chunking
+
+import "time"
+
+// The engine's timers, each defined once. They are built from the radio's
+// airtime and the options, so they scale with the spreading factor and
+// bandwidth; the two slacks are the only fixed parts.
+
+const (
+	// answerSlack is added to every wait for an answer: both stations'
+	// scheduling (an OS, a serial line to a module) lies between a frame's
+	// end and the start of the answer to it, beyond the turnarounds.
+	answerSlack = 50 * time.Millisecond
+	// burstSlack is added to the wait for the next fragment of a burst:
+	// its frames leave back to back, so only the sender's own scheduling
+	// lies between them.
+	burstSlack = 20 * time.Millisecond
+	// maxAckBody caps the body of an ACK or RACK. An ACK stays a short
+	// frame (60 bytes with header and tag, 113 ms at SF7/BW125), and its
+	// 46 bytes of bitmap after the first gap still cover 368 fragments:
+	// all 270 of a 64 KiB message in 255-byte frames.
+	maxAckBody = 48
+)
+
+// answerAt is the earliest an answer to a frame that ended at now may go:
+// the other radio needs Turnaround to switch from sending to receiving.
+func (e *Engine) answerAt(now time.Time) time.Time { return now.Add(e.o.Turnaround) }
+
+// ackWait is how long the sender of a frame that asks for an answer (the
+// end of a burst, a POLL, an RPOLL) waits for it before asking again: both
+// turnarounds, the longest ACK, and slack.
+func (e *Engine) ackWait() time.Duration {
+	return 2*e.o.Turnaround + e.o.Airtime(hdrLen+e.tagLen+e.ackLimit) + answerSlack
+}
+
+// resendWait is how long a receiver whose ACK listed gaps waits for the
+// answer, a resent fragment: both turnarounds, a whole frame, and slack.
+func (e *Engine) resendWait() time.Duration {
+	return 2*e.o.Turnaround + e.o.Airtime(e.o.MTU) + answerSlack
+}
+
+// replyAllowance is added to the wait after a request's last fragment: the
+// answer may be the first fragment of the reply, after the handler's grace.
+func (e *Engine) replyAllowance() time.Duration { return e.o.ReplyGrace + e.o.Airtime(e.o.MTU) }
+
+// rackAllowance is added to a replier's wait for the RACK when it cannot
+// sense the channel: the requester may acknowledge with its next message,
+// which can start RackDelay later and take a whole frame, and an RPOLL
+// before then would talk over it.
+func (e *Engine) rackAllowance() time.Duration { return e.o.RackDelay + e.o.Airtime(e.o.MTU) }
+
+// burstGap is how long after a fragment that does not end its burst the
+// next one is due: it is on the air for at most a whole frame, behind both
+// turnarounds and slack. Until then the receiver keeps quiet; with carrier
+// sense, a burst silent for longer lost its end.
+func (e *Engine) burstGap() time.Duration {
+	return e.o.Airtime(e.o.MTU) + 2*e.o.Turnaround + burstSlack
+}
+
+// answerWait is how long the answer to it, which asked for one, may take.
+func (e *Engine) answerWait(it *txItem) time.Duration {
+	x := it.x
+	if x == nil {
+		// Our ACK with gaps: the answer is a resent fragment.
+		return e.resendWait()
+	}
+	wait := e.ackWait()
+	if x.reply && !e.o.CarrierSense {
+		wait += e.rackAllowance()
+		if x.polls > 2 {
+			// The requester leaves our RPOLLs unanswered: it may be gone.
+			// Back off, with jitter, so an empty address does not hold the
+			// channel in step with other stations' timers.
+			wait += time.Duration(e.rng.Int64N(int64(wait))) << min(x.polls-2, 3)
+		}
+	}
+	if x.state == xSending && x.kind == kindRequest {
+		wait += e.replyAllowance()
+	}
+	return wait
+}
+
+// askAgainWithin is how long a peer whose retry timer is wait may take to
+// ask again for a final acknowledgement of ours that it lost: the timer,
+// the question's airtime and our turnaround, twice, since the first
+// question may be lost too.
+func (e *Engine) askAgainWithin(wait time.Duration) time.Duration {
+	return 2 * (wait + e.o.Airtime(hdrLen+pollExt+e.tagLen) + e.o.Turnaround)
+}
+
+// rackSettles is askAgainWithin for our final RACK: the replier sends an
+// RPOLL after ackWait, plus the RACK allowance if it cannot sense the
+// channel, which we cannot tell from here.
+func (e *Engine) rackSettles() time.Duration {
+	return e.askAgainWithin(e.ackWait() + e.rackAllowance())
+}
+
+// ackSettles is askAgainWithin for the complete ACK of a message of kind
+// k: its sender POLLs after the wait it set on its last fragment.
+func (e *Engine) ackSettles(k fragKind) time.Duration {
+	wait := e.ackWait()
+	if k == kindRequest {
+		wait += e.replyAllowance()
+	}
+	return e.askAgainWithin(wait)
+}
+
+// Backoff returns a random wait before retrying a transmission on a busy
+// channel: one to eight short-frame airtimes.
+func (e *Engine) Backoff() time.Duration {
+	return e.o.Turnaround + time.Duration(1+e.rng.IntN(8))*e.o.Airtime(hdrLen+e.tagLen)
+}
+
+// replyCheck is when a requester whose request was acknowledged at now
+// asks whether the silent peer still has it; zero: never.
+func (e *Engine) replyCheck(now time.Time) time.Time {
+	if e.o.ReplyCheck <= 0 {
+		return time.Time{}
+	}
+	return now.Add(e.o.ReplyCheck)
+}
