@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"unicode"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
 )
 
 // The two lexicon baselines of the bench report, implemented in Go.
@@ -12,7 +14,7 @@ import (
 // tokenizer, its lexicon lookup, and its sign flip when the previous token
 // is one of its 12 negators. Its emoji table is not reproduced (the review
 // sentences contain no emoji).
-type afinn struct{ lex lexicon }
+type afinn struct{ lex features.Lexicon }
 
 var afinnNegators = map[string]bool{"cant": true, "can't": true, "dont": true, "don't": true,
 	"doesnt": true, "doesn't": true, "not": true, "non": true, "wont": true, "won't": true,
@@ -91,12 +93,12 @@ func isUpperWord(w string) bool {
 }
 
 type vaderScorer struct {
-	lex   lexicon
+	lex   features.Lexicon
 	neg   map[string]bool
 	boost map[string]float64
 }
 
-func newVader(lex lexicon) *vaderScorer {
+func newVader(lex features.Lexicon) *vaderScorer {
 	n, b := vaderTables()
 	return &vaderScorer{lex: lex, neg: n, boost: b}
 }

@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
 )
 
 // BenchOpts configures Bench.
@@ -82,9 +85,9 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 			rated = append(rated, e)
 		}
 	}
-	rep := &BenchReport{HeldOut: len(held), Rated: len(rated), ModelBytes: c.ModelSize(), Dim: c.m.dim, LoadTime: c.LoadTime()}
-	af := afinn{lex: parseLexicon(afinnTSV)}
-	vd := newVader(parseLexicon(vaderTSV))
+	rep := &BenchReport{HeldOut: len(held), Rated: len(rated), ModelBytes: c.ModelSize(), Dim: c.m.Dim, LoadTime: c.LoadTime()}
+	af := afinn{lex: features.ParseLexicon(afinnTSV)}
+	vd := newVader(features.VADER())
 	type tally struct{ ok, n, neutral map[string]int }
 	newT := func() tally { return tally{map[string]int{}, map[string]int{}, map[string]int{}} }
 	tm, ta, tv := newT(), newT(), newT()
@@ -109,7 +112,7 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		if err != nil {
 			return p, err
 		}
-		q := c.m.scoreGo(c.m.feat.featurize(text))
+		q := c.m.ScoreGo(c.m.Featurize(text))
 		for j := range p {
 			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
 		}
@@ -163,7 +166,7 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		add(cm, e, argmax(p))
+		add(cm, e, onnxmodel.Argmax(p))
 		add(ca, e, sign(af.score(e.Text), 1))
 		add(cv, e, sign(vd.compound(e.Text), 0.05))
 	}
@@ -188,16 +191,16 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 				return nil, err
 			}
 			t2 := time.Now()
-			fs := c.m.feat.featurize(e.Text)
+			fs := c.m.Featurize(e.Text)
 			t3 := time.Now()
-			in := <-c.pool
-			_, err := in.run(c.m, fs)
-			c.pool <- in
+			r := <-c.pool
+			_, err := r.Run(fs)
+			c.pool <- r
 			if err != nil {
 				return nil, err
 			}
 			t4 := time.Now()
-			c.m.scoreGo(fs)
+			c.m.ScoreGo(fs)
 			t5 := time.Now()
 			lat, glat = append(lat, t1.Sub(t0)), append(glat, t2.Sub(t1))
 			ft, fo, fg = append(ft, t3.Sub(t2)), append(fo, t4.Sub(t3)), append(fg, t5.Sub(t4))

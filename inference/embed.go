@@ -15,8 +15,5 @@ var sentencesTSV []byte
 //go:embed data/vader_groundtruth.tsv.gz
 var groundTruthGz []byte
 
-//go:embed data/vader_lexicon.tsv
-var vaderTSV []byte
-
 //go:embed data/afinn165.tsv
 var afinnTSV []byte

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
 )
 
 func newTest(t testing.TB, opts *Opts) *Classifier {
@@ -65,8 +68,8 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 		if e.Fold != HeldOutFold {
 			continue
 		}
-		fs := c.m.feat.featurize(e.Text)
-		want := c.m.scoreGo(fs)
+		fs := c.m.Featurize(e.Text)
+		want := c.m.ScoreGo(fs)
 		got, err := c.scores(context.Background(), e.Text)
 		if err != nil {
 			t.Fatal(err)
@@ -87,7 +90,7 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 func TestRepeatedRunsStable(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	for _, text := range []string{"Great job team, everything works!", "Arrived at checkpoint 3."} {
-		want := c.m.scoreGo(c.m.feat.featurize(text))
+		want := c.m.ScoreGo(c.m.Featurize(text))
 		for i := range 200 {
 			got, err := c.scores(context.Background(), text)
 			if err != nil {
@@ -107,7 +110,7 @@ func TestConcurrentCallers(t *testing.T) {
 	texts := []string{"Great job team, everything works!", "This is terrible.", "Copy that, over."}
 	want := make([][3]float64, len(texts))
 	for i, s := range texts {
-		want[i] = c.m.scoreGo(c.m.feat.featurize(s))
+		want[i] = c.m.ScoreGo(c.m.Featurize(s))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -156,10 +159,10 @@ func TestBadInputHasDefinedResult(t *testing.T) {
 		})
 	}
 	// Truncation: only the first DefaultMaxInputBytes count.
-	a := c.m.feat.featurize(huge)
-	b := c.m.feat.featurize(huge[:DefaultMaxInputBytes])
-	if len(a.idx) != len(b.idx) {
-		t.Errorf("truncated features differ: %d vs %d", len(a.idx), len(b.idx))
+	a := c.m.Featurize(huge)
+	b := c.m.Featurize(huge[:DefaultMaxInputBytes])
+	if len(a.Idx) != len(b.Idx) {
+		t.Errorf("truncated features differ: %d vs %d", len(a.Idx), len(b.Idx))
 	}
 }
 
@@ -181,12 +184,12 @@ func TestClassifyAfterCloseAndCancel(t *testing.T) {
 
 func TestLoaderRejectsBadModels(t *testing.T) {
 	good := defaultModel
-	m, err := parseModel(good, parseLexicon(vaderTSV))
+	m, err := onnxmodel.Parse(good, features.VADER())
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, _ := json.Marshal(m.cfg)
-	wrongDim := func() []byte { return encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, string(meta)) }
+	meta, _ := json.Marshal(m.Config)
+	wrongDim := func() []byte { return onnxmodel.Encode(make([]float32, 30), make([]float32, 3), 10, 3, string(meta)) }
 	for _, tc := range []struct {
 		name string
 		raw  []byte
@@ -196,10 +199,10 @@ func TestLoaderRejectsBadModels(t *testing.T) {
 		{"garbage", []byte("this is not a model at all"), "not an ONNX model"},
 		{"truncated", good[:len(good)/2], "not an ONNX model"},
 		{"wrong shape", wrongDim(), "shape"},
-		{"no featurizer", encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, "{}"), "featurizer version"},
-		{"opset", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 18, inputName, outputName), "opset 18"},
-		{"input name", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 11, "input", outputName), "not named"},
-		{"output name", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 11, inputName, "probabilities"), "output named"},
+		{"no featurizer", onnxmodel.Encode(make([]float32, 30), make([]float32, 3), 10, 3, "{}"), "featurizer version"},
+		{"opset", onnxmodel.EncodeAs(m.W, m.B[:], m.Dim, 3, string(meta), 18, onnxmodel.InputName, onnxmodel.OutputName), "opset 18"},
+		{"input name", onnxmodel.EncodeAs(m.W, m.B[:], m.Dim, 3, string(meta), 11, "input", onnxmodel.OutputName), "not named"},
+		{"output name", onnxmodel.EncodeAs(m.W, m.B[:], m.Dim, 3, string(meta), 11, onnxmodel.InputName, "probabilities"), "output named"},
 		{"gemm", bytes.Replace(good, []byte("MatMul"), []byte("Gemm\x00\x00"), 1), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
 )
 
 // Example is one labelled sentence of the shipped data.
@@ -80,7 +83,7 @@ func Examples() ([]Example, error) {
 	var out []Example
 	seen := map[string]bool{}
 	add := func(e Example) {
-		key := strings.Join(strings.Fields(normalize(e.Text, 1<<20)), " ")
+		key := strings.Join(strings.Fields(features.Normalize(e.Text, 1<<20)), " ")
 		if key == "" || seen[key] {
 			return
 		}
@@ -198,7 +201,7 @@ func variantName(norm bool, h hyper) string {
 }
 
 // train fits one candidate.
-func train(xs []features, ys []int, ws []float64, dim, nh int, h hyper, epochs int) *linear {
+func train(xs []features.Vector, ys []int, ws []float64, dim, nh int, h hyper, epochs int) *linear {
 	if !h.Avg {
 		return fit(xs, ys, ws, dim, nh, h, epochs)
 	}
@@ -238,17 +241,17 @@ type linear struct {
 	b float64
 }
 
-func (l *linear) z(fs features) float64 {
+func (l *linear) z(fs features.Vector) float64 {
 	s := l.b
-	for i, k := range fs.idx {
-		s += float64(l.w[k] * float64(fs.val[i]))
+	for i, k := range fs.Idx {
+		s += float64(l.w[k] * float64(fs.Val[i]))
 	}
 	return s
 }
 
 // fit trains a weighted logistic regression (ys: 1 positive, 0 negative)
 // with AdaGrad in a fixed order, so the result is the same on every run.
-func fit(xs []features, ys []int, ws []float64, dim, nHashed int, h hyper, epochs int) *linear {
+func fit(xs []features.Vector, ys []int, ws []float64, dim, nHashed int, h hyper, epochs int) *linear {
 	r := make([]float64, dim)
 	for i := range r {
 		r[i] = 1
@@ -261,7 +264,7 @@ func fit(xs []features, ys []int, ws []float64, dim, nHashed int, h hyper, epoch
 		}
 		var sp, sq float64 = float64(nHashed), float64(nHashed)
 		for n, fs := range xs {
-			for _, k := range fs.idx {
+			for _, k := range fs.Idx {
 				if int(k) >= nHashed {
 					continue
 				}
@@ -300,12 +303,12 @@ func fit(xs []features, ys []int, ws []float64, dim, nHashed int, h hyper, epoch
 		for _, n := range order {
 			fs := xs[n]
 			s := b
-			for i, k := range fs.idx {
-				s += float64(w[k] * float64(fs.val[i]) * r[k])
+			for i, k := range fs.Idx {
+				s += float64(w[k] * float64(fs.Val[i]) * r[k])
 			}
 			g := float64(ws[n] * (1/(1+math.Exp(-s)) - float64(ys[n])))
-			for i, k := range fs.idx {
-				gk := float64(g*float64(fs.val[i])*r[k]) + float64(h.L2*w[k])
+			for i, k := range fs.Idx {
+				gk := float64(g*float64(fs.Val[i])*r[k]) + float64(h.L2*w[k])
 				g2[k] += float64(gk * gk)
 				w[k] -= float64(eta*gk) / math.Sqrt(g2[k]+1e-8)
 			}
@@ -511,18 +514,18 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	}
 	base := FeaturizerConfig{Version: 1, HashBits: o.HashBits, Bigrams: true, NegationScope: 3,
 		Lexicon: "vader", MaxInputBytes: DefaultMaxInputBytes, Stems: !o.NoStems}
-	if err := base.validate(); err != nil {
+	if err := base.Validate(); err != nil {
 		return nil, fmt.Errorf("inference: train: %w", err)
 	}
-	vader := parseLexicon(vaderTSV)
+	vader := features.VADER()
 	ex, err := Examples()
 	if err != nil {
 		return nil, fmt.Errorf("inference: train: %w", err)
 	}
 	nh := 1 << base.HashBits
-	dim := nh + numDense
-	noEv := int32(nh + fNoEvidence)
-	hasNoEv := func(fs features) bool { return len(fs.idx) > 0 && fs.idx[len(fs.idx)-1] == noEv }
+	dim := nh + features.NumDense
+	noEv := int32(nh + features.NoEvidence)
+	hasNoEv := func(fs features.Vector) bool { return len(fs.Idx) > 0 && fs.Idx[len(fs.Idx)-1] == noEv }
 
 	var rep TrainReport
 	var trainIdx []int
@@ -552,8 +555,8 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 
 	// trainingSet is the polar sentences of folds 1..4 outside fold skip
 	// (HeldOutFold: none beyond it), weighted for candidate h.
-	trainingSet := func(fx []features, skip int, h hyper) ([]features, []int, []float64) {
-		var tx []features
+	trainingSet := func(fx []features.Vector, skip int, h hyper) ([]features.Vector, []int, []float64) {
+		var tx []features.Vector
 		var ty []int
 		var tw []float64
 		for _, i := range trainIdx {
@@ -581,18 +584,18 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 		bestOOF []float64
 		bestVoc [numFolds][]uint32 // each inner fold's kept buckets
 		cfg     FeaturizerConfig
-		xs      []features
+		xs      []features.Vector
 	)
 	for _, norm := range []bool{false, true} {
 		fc := base
 		fc.Norm = norm
-		feat, err := newFeaturizer(fc, vader)
+		feat, err := features.New(fc, vader)
 		if err != nil {
 			return nil, err
 		}
-		fx := make([]features, len(ex))
+		fx := make([]features.Vector, len(ex))
 		for i, e := range ex {
-			fx[i] = feat.featurize(e.Text)
+			fx[i] = feat.Featurize(e.Text)
 		}
 		for _, h := range grid() {
 			if err := ctx.Err(); err != nil {
@@ -631,12 +634,12 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	// c + g·noEvidence + s·u; band c, gate g and scale s are set on the
 	// out-of-fold z and u of the rated sentences of folds 1..4 (s = 0 is
 	// the band-and-gate rule alone).
-	neutralSet := func(skip int, voc []uint32) ([]features, []int, []float64) {
+	neutralSet := func(skip int, voc []uint32) ([]features.Vector, []int, []float64) {
 		keep := make([]bool, nh)
 		for _, k := range voc {
 			keep[k] = true
 		}
-		var tx []features
+		var tx []features.Vector
 		var ty []int
 		var tw []float64
 		for _, i := range trainIdx {
@@ -644,11 +647,11 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 			if e.Corpus != CorpusVADER || e.Fold == skip {
 				continue
 			}
-			var r features
-			for j, k := range xs[i].idx {
+			var r features.Vector
+			for j, k := range xs[i].Idx {
 				if int(k) >= nh || keep[k] {
-					r.idx = append(r.idx, k)
-					r.val = append(r.val, xs[i].val[j])
+					r.Idx = append(r.Idx, k)
+					r.Val = append(r.Val, xs[i].Val[j])
 				}
 			}
 			y := 0
@@ -678,14 +681,14 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 	tx, ty, tw := trainingSet(xs, HeldOutFold, best)
 	lin := train(tx, ty, tw, dim, nh, best, o.Epochs)
 	vocab := prune(lin, nh, o.MaxColumns)
-	cfg.Vocab = encodeVocab(vocab)
+	cfg.Vocab = features.EncodeVocab(vocab)
 	ntx, nty, ntw := neutralSet(HeldOutFold, vocab)
 	neu := fit(ntx, nty, ntw, dim, nh, neutralHyper, o.Epochs)
 	raw, err := exportModel(lin, neu, vocab, cfg)
 	if err != nil {
 		return nil, err
 	}
-	m, err := parseModel(raw, vader)
+	m, err := onnxmodel.Parse(raw, vader)
 	if err != nil {
 		return nil, fmt.Errorf("inference: train: exported model does not load: %w", err)
 	}
@@ -697,8 +700,8 @@ func Train(ctx context.Context, opts *TrainOpts) (*Trained, error) {
 		if e.Fold != HeldOutFold {
 			continue
 		}
-		p := m.scoreGo(m.feat.featurize(e.Text))
-		pred := argmax(p)
+		p := m.ScoreGo(m.Featurize(e.Text))
+		pred := onnxmodel.Argmax(p)
 		if e.Corpus == CorpusVADER {
 			if rated[e.Source] == nil {
 				rated[e.Source] = &confusion{}
@@ -743,7 +746,7 @@ func exportModel(l, neu *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, 
 	dim := cfg.Dim()
 	w := make([]float32, dim*3)
 	nh := 1 << cfg.HashBits
-	cols := cfg.columns()
+	cols := cfg.Columns()
 	for i := range dim {
 		src := nh + i - cols // dense features
 		if i < cols {
@@ -756,12 +759,12 @@ func exportModel(l, neu *linear, vocab []uint32, cfg FeaturizerConfig) ([]byte, 
 		w[3*i+1] = float32(float64(cfg.NeutralScale*neu.w[src]) / 2)
 		w[3*i+2] = float32(l.w[src] / 2)
 	}
-	noEv := cols + fNoEvidence
-	w[3*noEv+1] = float32((float64(cfg.NeutralScale*neu.w[nh+fNoEvidence]) + cfg.EvidenceGate) / 2)
+	noEv := cols + features.NoEvidence
+	w[3*noEv+1] = float32((float64(cfg.NeutralScale*neu.w[nh+features.NoEvidence]) + cfg.EvidenceGate) / 2)
 	b := []float32{float32(-l.b / 2), float32((cfg.NeutralBand + float64(cfg.NeutralScale*neu.b)) / 2), float32(l.b / 2)}
 	meta, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return encodeONNX(w, b, dim, 3, string(meta)), nil
+	return onnxmodel.Encode(w, b, dim, 3, string(meta)), nil
 }
