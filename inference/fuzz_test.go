@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -39,9 +40,13 @@ func FuzzLoadModel(f *testing.F) {
 	f.Add(defaultModel[:200])
 	f.Add([]byte{0x08, 0x06, 0x3a, 0x02, 0x0a, 0x00})
 	f.Add([]byte{})
-	zero := &linear{w: make([]float64, 1<<4+features.NumDense)}
-	small, _ := exportModel(zero, zero, nil, FeaturizerConfig{Version: 1, HashBits: 4, NegationScope: 3})
-	f.Add(small)
+	// A valid model of the smallest featurizer, all weights zero.
+	cfg := FeaturizerConfig{Version: 1, HashBits: 4, NegationScope: 3}
+	meta, err := json.Marshal(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(onnxmodel.Encode(make([]float32, 3*cfg.Dim()), make([]float32, 3), cfg.Dim(), 3, string(meta)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := New(&Opts{Model: b, Instances: 1})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nexfield/nexfield/inference/internal/features"
 	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
+	"github.com/nexfield/nexfield/inference/train"
 )
 
 func newTest(t testing.TB, opts *Opts) *Classifier {
@@ -60,12 +61,12 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	worst := 0.0
 	n := 0
-	ex, err := Examples()
+	ex, err := train.Examples()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range ex {
-		if e.Fold != HeldOutFold {
+		if e.Fold != train.HeldOutFold {
 			continue
 		}
 		fs := c.m.Featurize(e.Text)

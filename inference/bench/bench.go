@@ -1,4 +1,4 @@
-package inference
+package bench
 
 import (
 	"context"
@@ -9,12 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nexfield/nexfield/inference"
+	"github.com/nexfield/nexfield/inference/baseline"
 	"github.com/nexfield/nexfield/inference/internal/features"
 	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
+	"github.com/nexfield/nexfield/inference/train"
 )
 
-// BenchOpts configures Bench.
-type BenchOpts struct {
+// Opts configures Run.
+type Opts struct {
 	// Model is the model under test; nil is the embedded default.
 	Model []byte
 	// Rounds is how many times every held-out sentence is timed; 0 means 10.
@@ -31,8 +34,8 @@ type Accuracy struct {
 	Neutral float64
 }
 
-// BenchReport is what `nexfield bench inference` prints.
-type BenchReport struct {
+// Report is what `nexfield bench inference` prints.
+type Report struct {
 	HeldOut             int // UCI sentences of fold 0
 	Model, AFINN, VADER Accuracy
 	P50, P99            time.Duration // Classify via onnx-go, incl. featurisation
@@ -48,46 +51,59 @@ type BenchReport struct {
 	// fold 0); the ThreeWay maps hold each method's 3-way result on them by
 	// source and overall (key "all").
 	Rated                                       int
-	ModelThreeWay, VADERThreeWay, AFINNThreeWay map[string]ThreeWay
+	ModelThreeWay, VADERThreeWay, AFINNThreeWay map[string]train.ThreeWay
 }
 
-// Bench measures the classifier on the held-out fold, next to the AFINN and
+// Run measures the classifier on the held-out fold, next to the AFINN and
 // VADER baselines on the same sentences, in one run.
-func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
-	var o BenchOpts
+func Run(ctx context.Context, opts *Opts) (*Report, error) {
+	var o Opts
 	if opts != nil {
 		o = *opts
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = 10
 	}
-	c, err := New(&Opts{Model: o.Model, Instances: 1})
+	raw := o.Model
+	if raw == nil {
+		raw = inference.DefaultModel()
+	}
+	c, err := inference.New(&inference.Opts{Model: raw, Instances: 1})
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	g, err := New(&Opts{Model: o.Model, PlainGo: true})
+	g, err := inference.New(&inference.Opts{Model: raw, PlainGo: true})
 	if err != nil {
 		return nil, err
 	}
 	defer g.Close()
-	ex, err := Examples()
+	// The model again, outside a Classifier, to time its parts alone.
+	m, err := onnxmodel.Parse(raw, features.VADER())
 	if err != nil {
 		return nil, err
 	}
-	var held, rated []Example
+	run, err := onnxmodel.NewRunner(m)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := train.Examples()
+	if err != nil {
+		return nil, err
+	}
+	var held, rated []train.Example
 	for _, e := range ex {
 		switch {
-		case e.Fold != HeldOutFold:
-		case e.Corpus == CorpusUCI:
+		case e.Fold != train.HeldOutFold:
+		case e.Corpus == train.CorpusUCI:
 			held = append(held, e)
 		default:
 			rated = append(rated, e)
 		}
 	}
-	rep := &BenchReport{HeldOut: len(held), Rated: len(rated), ModelBytes: c.ModelSize(), Dim: c.m.Dim, LoadTime: c.LoadTime()}
-	af := afinn{lex: features.ParseLexicon(afinnTSV)}
-	vd := newVader(features.VADER())
+	rep := &Report{HeldOut: len(held), Rated: len(rated), ModelBytes: c.ModelSize(), Dim: m.Dim, LoadTime: c.LoadTime()}
+	af := baseline.NewAFINN()
+	vd := baseline.NewVADER()
 	type tally struct{ ok, n, neutral map[string]int }
 	newT := func() tally { return tally{map[string]int{}, map[string]int{}, map[string]int{}} }
 	tm, ta, tv := newT(), newT(), newT()
@@ -102,17 +118,21 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 			}
 		}
 	}
-	// score runs onnx-go on a held-out sentence and holds it against the
-	// plain-Go pass of the same weights.
+	// score classifies a held-out sentence through onnx-go and holds the
+	// scores against the plain-Go pass of the same weights.
 	score := func(text string) ([3]float64, error) {
 		if err := ctx.Err(); err != nil {
 			return [3]float64{}, err
 		}
-		p, err := c.scores(ctx, text)
+		r, err := c.Classify(ctx, text)
 		if err != nil {
-			return p, err
+			return [3]float64{}, err
 		}
-		q := c.m.ScoreGo(c.m.Featurize(text))
+		rg, err := g.Classify(ctx, text)
+		if err != nil {
+			return [3]float64{}, err
+		}
+		p, q := columns(r), columns(rg)
 		for j := range p {
 			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
 		}
@@ -123,10 +143,10 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		count(tm, e.Source, p[2] > p[0], e.Label, resultOf(p).Label == "neutral")
-		a := af.score(e.Text)
+		count(tm, e.Source, p[2] > p[0], e.Label, onnxmodel.Argmax(p) == 1)
+		a := af.Score(e.Text)
 		count(ta, e.Source, a >= 0, e.Label, a == 0)
-		v := vd.compound(e.Text)
+		v := vd.Compound(e.Text)
 		count(tv, e.Source, v >= 0, e.Label, v > -0.05 && v < 0.05)
 	}
 	acc := func(t tally) Accuracy {
@@ -143,15 +163,7 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 
 	// 3-way on rated sentences. VADER's standard thresholds: compound
 	// >= 0.05 positive, <= -0.05 negative; AFINN: the sign of the score.
-	cm, ca, cv := map[string]*confusion{}, map[string]*confusion{}, map[string]*confusion{}
-	add := func(cs map[string]*confusion, e Example, pred int) {
-		for _, k := range []string{e.Source, "all"} {
-			if cs[k] == nil {
-				cs[k] = &confusion{}
-			}
-			cs[k][col(e.Label)][pred]++
-		}
-	}
+	cm, ca, cv := train.ThreeWayTally{}, train.ThreeWayTally{}, train.ThreeWayTally{}
 	sign := func(v, eps float64) int {
 		switch {
 		case v >= eps:
@@ -166,18 +178,11 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		add(cm, e, onnxmodel.Argmax(p))
-		add(ca, e, sign(af.score(e.Text), 1))
-		add(cv, e, sign(vd.compound(e.Text), 0.05))
+		cm.Add(e, onnxmodel.Argmax(p))
+		ca.Add(e, sign(af.Score(e.Text), 1))
+		cv.Add(e, sign(vd.Compound(e.Text), 0.05))
 	}
-	summ := func(cs map[string]*confusion) map[string]ThreeWay {
-		out := map[string]ThreeWay{}
-		for k, c := range cs {
-			out[k] = c.summary()
-		}
-		return out
-	}
-	rep.ModelThreeWay, rep.AFINNThreeWay, rep.VADERThreeWay = summ(cm), summ(ca), summ(cv)
+	rep.ModelThreeWay, rep.AFINNThreeWay, rep.VADERThreeWay = cm.Summary(), ca.Summary(), cv.Summary()
 
 	var lat, glat, fo, fg, ft []time.Duration
 	for range o.Rounds {
@@ -191,16 +196,13 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 				return nil, err
 			}
 			t2 := time.Now()
-			fs := c.m.Featurize(e.Text)
+			fs := m.Featurize(e.Text)
 			t3 := time.Now()
-			r := <-c.pool
-			_, err := r.Run(fs)
-			c.pool <- r
-			if err != nil {
+			if _, err := run.Run(fs); err != nil {
 				return nil, err
 			}
 			t4 := time.Now()
-			c.m.ScoreGo(fs)
+			m.ScoreGo(fs)
 			t5 := time.Now()
 			lat, glat = append(lat, t1.Sub(t0)), append(glat, t2.Sub(t1))
 			ft, fo, fg = append(ft, t3.Sub(t2)), append(fo, t4.Sub(t3)), append(fg, t5.Sub(t4))
@@ -210,6 +212,16 @@ func Bench(ctx context.Context, opts *BenchOpts) (*BenchReport, error) {
 	rep.GoP50, rep.GoP99 = pct(glat, 0.5), pct(glat, 0.99)
 	rep.ForwardONNX, rep.ForwardGo, rep.Featurize = pct(fo, 0.5), pct(fg, 0.5), pct(ft, 0.5)
 	return rep, nil
+}
+
+// columns is a result's probability per output column (negative, neutral,
+// positive), as the model wrote it.
+func columns(r inference.Result) [3]float64 {
+	var p [3]float64
+	for j, l := range onnxmodel.Labels {
+		p[j] = r.Scores[l]
+	}
+	return p
 }
 
 func abs(x float64) float64 {
@@ -226,7 +238,7 @@ func pct(d []time.Duration, q float64) time.Duration {
 }
 
 // WriteTo prints the report.
-func (r *BenchReport) WriteTo(w io.Writer) (int64, error) {
+func (r *Report) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
 	us := func(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3) }
 	fmt.Fprintf(&b, "held-out UCI sentences (fold 0, never used in training): %d\n", r.HeldOut)
@@ -248,13 +260,13 @@ func (r *BenchReport) WriteTo(w io.Writer) (int64, error) {
 	}
 	if r.Rated > 0 {
 		fmt.Fprintf(&b, "held-out rated sentences (VADER ground truth, fold 0): %d; positive rating >= %g, negative <= -%g, neutral |rating| < %g\n",
-			r.Rated, PolarRating, PolarRating, NeutralRating)
+			r.Rated, train.PolarRating, train.PolarRating, train.NeutralRating)
 		fmt.Fprintf(&b, "3-way (recall per true class)                        n     acc     macro   neg     neu     pos\n")
 		for _, row := range []struct {
 			name string
-			t    map[string]ThreeWay
+			t    map[string]train.ThreeWay
 		}{{"model (onnx-go)", r.ModelThreeWay}, {"VADER (compound >=0.05 / <=-0.05)", r.VADERThreeWay}, {"AFINN-165 (sign of score)", r.AFINNThreeWay}} {
-			for _, k := range threeWayKeys(row.t) {
+			for _, k := range train.ThreeWayKeys(row.t) {
 				t := row.t[k]
 				name := ""
 				if k == "all" {

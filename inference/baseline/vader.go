@@ -1,4 +1,4 @@
-package inference
+package baseline
 
 import (
 	"math"
@@ -8,45 +8,7 @@ import (
 	"github.com/nexfield/nexfield/inference/internal/features"
 )
 
-// The two lexicon baselines of the bench report, implemented in Go.
-
-// afinn reproduces the npm package sentiment@5.0.2 (AFINN-165): its
-// tokenizer, its lexicon lookup, and its sign flip when the previous token
-// is one of its 12 negators. Its emoji table is not reproduced (the review
-// sentences contain no emoji).
-type afinn struct{ lex features.Lexicon }
-
-var afinnNegators = map[string]bool{"cant": true, "can't": true, "dont": true, "don't": true,
-	"doesnt": true, "doesn't": true, "not": true, "non": true, "wont": true, "won't": true,
-	"isnt": true, "isn't": true}
-
-func (a afinn) score(text string) float64 {
-	s := strings.Map(func(r rune) rune {
-		if strings.ContainsRune(".,/#!?$%^&*;:{}=_`\"~()\n", r) {
-			return ' '
-		}
-		return r
-	}, strings.ToLower(text))
-	toks := strings.Split(strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' }), " "), " ")
-	var score float64
-	for i, t := range toks {
-		v, ok := a.lex[t]
-		if !ok {
-			continue
-		}
-		if i > 0 && afinnNegators[toks[i-1]] {
-			v = -v
-		}
-		score += v
-	}
-	return score
-}
-
-// vaderScorer ports the rules of the reference vaderSentiment (Hutto & Gilbert):
-// boosters and dampeners, capitalisation emphasis, negation in the three
-// preceding words ("never so" intensifies), "least", the "but" shift,
-// exclamation and question-mark emphasis, and the compound normalisation
-// x/sqrt(x²+15). Its table of idioms is not ported.
+// VADER's constants, as in the reference vaderSentiment.
 const (
 	vBIncr   = 0.293
 	vBDecr   = -0.293
@@ -92,23 +54,31 @@ func isUpperWord(w string) bool {
 	return hasLetter
 }
 
-type vaderScorer struct {
+// VADER ports the rules of the reference vaderSentiment (Hutto & Gilbert):
+// boosters and dampeners, capitalisation emphasis, negation in the three
+// preceding words ("never so" intensifies), "least", the "but" shift,
+// exclamation and question-mark emphasis, and the compound normalisation
+// x/sqrt(x²+15). Its table of idioms is not ported. It scores with the
+// lexicon the model's features use, and is read-only and safe for
+// concurrent use.
+type VADER struct {
 	lex   features.Lexicon
 	neg   map[string]bool
 	boost map[string]float64
 }
 
-func newVader(lex features.Lexicon) *vaderScorer {
+// NewVADER parses the shipped VADER lexicon and builds the rule tables.
+func NewVADER() *VADER {
 	n, b := vaderTables()
-	return &vaderScorer{lex: lex, neg: n, boost: b}
+	return &VADER{lex: features.VADER(), neg: n, boost: b}
 }
 
-func (v *vaderScorer) negated(w string) bool {
+func (v *VADER) negated(w string) bool {
 	w = strings.ToLower(w)
 	return v.neg[w] || strings.Contains(w, "n't")
 }
 
-func (v *vaderScorer) scalar(word string, valence float64, capDiff bool) float64 {
+func (v *VADER) scalar(word string, valence float64, capDiff bool) float64 {
 	s, ok := v.boost[strings.ToLower(word)]
 	if !ok {
 		return 0
@@ -126,8 +96,8 @@ func (v *vaderScorer) scalar(word string, valence float64, capDiff bool) float64
 	return s
 }
 
-// compound returns VADER's compound score in [-1, 1].
-func (v *vaderScorer) compound(text string) float64 {
+// Compound returns VADER's compound score of text in [-1, 1].
+func (v *VADER) Compound(text string) float64 {
 	var words []string
 	for _, t := range strings.Fields(text) {
 		s := strings.TrimFunc(t, unicode.IsPunct)
