@@ -85,19 +85,20 @@ const numFolds = 5
 // deduplicated by their normalised text (first occurrence kept), so a
 // sentence in both corpora keeps its UCI label and fold.
 func Examples() ([]Example, error) {
-	var out []Example
-	seen := map[string]bool{}
-	add := func(e Example) {
-		key := strings.Join(strings.Fields(features.Normalize(e.Text, 1<<20)), " ")
-		if key == "" || seen[key] {
-			return
-		}
-		seen[key] = true
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		e.Fold = int(h.Sum32() % numFolds)
-		out = append(out, e)
+	uci, err := readUCI()
+	if err != nil {
+		return nil, err
 	}
+	rated, err := readGroundTruth()
+	if err != nil {
+		return nil, err
+	}
+	return dedupAndFold(append(uci, rated...)), nil
+}
+
+// readUCI is the UCI sentences, all polar, in file order.
+func readUCI() ([]Example, error) {
+	var out []Example
 	sc := bufio.NewScanner(bytes.NewReader(sentencesTSV))
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), "\t", 3)
@@ -108,16 +109,23 @@ func Examples() ([]Example, error) {
 		if err != nil || (lab != LabelNegative && lab != LabelPositive) {
 			continue
 		}
-		add(Example{Corpus: CorpusUCI, Source: parts[0], Label: lab, Text: parts[2]})
+		out = append(out, Example{Corpus: CorpusUCI, Source: parts[0], Label: lab, Text: parts[2]})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("inference: uci sentences: %w", err)
 	}
+	return out, nil
+}
+
+// readGroundTruth is the VADER ground-truth sentences that the rating
+// thresholds label, in file order.
+func readGroundTruth() ([]Example, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(groundTruthGz))
 	if err != nil {
 		return nil, fmt.Errorf("inference: vader ground truth: %w", err)
 	}
-	sc = bufio.NewScanner(zr)
+	var out []Example
+	sc := bufio.NewScanner(zr)
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), "\t", 3)
 		if len(parts) != 3 {
@@ -138,10 +146,29 @@ func Examples() ([]Example, error) {
 		default:
 			continue
 		}
-		add(Example{Corpus: CorpusVADER, Source: parts[0], Label: lab, Rating: r, Text: parts[2]})
+		out = append(out, Example{Corpus: CorpusVADER, Source: parts[0], Label: lab, Rating: r, Text: parts[2]})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("inference: vader ground truth: %w", err)
 	}
 	return out, nil
+}
+
+// dedupAndFold drops every sentence whose normalised text is empty or came
+// before, and puts the rest in fold FNV-1a(normalised text) mod 5.
+func dedupAndFold(ex []Example) []Example {
+	var out []Example
+	seen := map[string]bool{}
+	for _, e := range ex {
+		key := strings.Join(strings.Fields(features.Normalize(e.Text, 1<<20)), " ")
+		if key == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		e.Fold = int(h.Sum32() % numFolds)
+		out = append(out, e)
+	}
+	return out
 }

@@ -1,8 +1,6 @@
 package train
 
-import (
-	"math"
-)
+import "math"
 
 // neutralRule is the 3-way decision the exported logits encode: neutral
 // when |z| < band + scale·u, plus gate without sentiment evidence.
@@ -28,11 +26,11 @@ type oofPoint struct {
 	truth int // output column
 }
 
-// calibrateNeutral returns the scale (0..2 in steps of 0.25), band (-2..5
+// searchNeutralRule returns the scale (0..2 in steps of 0.25), band (-2..5
 // in steps of 0.05) and gate (0..5 in steps of 0.1) that maximise the
 // macro-averaged 3-way recall of out-of-fold predictions; ties keep the
 // smaller scale, then band, then gate.
-func calibrateNeutral(pts []oofPoint) (band, gate, scale float64, best ThreeWay) {
+func searchNeutralRule(pts []oofPoint) (band, gate, scale float64, best ThreeWay) {
 	best.Macro = -1
 	for si := 0; si <= 8; si++ {
 		s := float64(si) * 0.25
