@@ -69,9 +69,9 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 		if e.Fold != train.HeldOutFold {
 			continue
 		}
-		fs := c.m.Featurize(e.Text)
-		want := c.m.ScoreGo(fs)
-		got, err := c.scores(context.Background(), e.Text)
+		fs := c.c.Model().Featurize(e.Text)
+		want := c.c.Model().ScoreGo(fs)
+		got, err := c.c.Scores(context.Background(), e.Text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,9 +91,9 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 func TestRepeatedRunsStable(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	for _, text := range []string{"Great job team, everything works!", "Arrived at checkpoint 3."} {
-		want := c.m.ScoreGo(c.m.Featurize(text))
+		want := c.c.Model().ScoreGo(c.c.Model().Featurize(text))
 		for i := range 200 {
-			got, err := c.scores(context.Background(), text)
+			got, err := c.c.Scores(context.Background(), text)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,7 +111,7 @@ func TestConcurrentCallers(t *testing.T) {
 	texts := []string{"Great job team, everything works!", "This is terrible.", "Copy that, over."}
 	want := make([][3]float64, len(texts))
 	for i, s := range texts {
-		want[i] = c.m.ScoreGo(c.m.Featurize(s))
+		want[i] = c.c.Model().ScoreGo(c.c.Model().Featurize(s))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -119,7 +119,7 @@ func TestConcurrentCallers(t *testing.T) {
 		wg.Go(func() {
 			for i := range 100 {
 				k := (g + i) % len(texts)
-				got, err := c.scores(context.Background(), texts[k])
+				got, err := c.c.Scores(context.Background(), texts[k])
 				if err != nil {
 					errs <- err
 					return
@@ -160,8 +160,8 @@ func TestBadInputHasDefinedResult(t *testing.T) {
 		})
 	}
 	// Truncation: only the first DefaultMaxInputBytes count.
-	a := c.m.Featurize(huge)
-	b := c.m.Featurize(huge[:DefaultMaxInputBytes])
+	a := c.c.Model().Featurize(huge)
+	b := c.c.Model().Featurize(huge[:DefaultMaxInputBytes])
 	if len(a.Idx) != len(b.Idx) {
 		t.Errorf("truncated features differ: %d vs %d", len(a.Idx), len(b.Idx))
 	}
@@ -170,12 +170,15 @@ func TestBadInputHasDefinedResult(t *testing.T) {
 func TestClassifyAfterCloseAndCancel(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	in := <-c.pool // every instance busy
+	in, err := c.c.Acquire(context.Background()) // every instance busy
+	if err != nil {
+		t.Fatal(err)
+	}
 	cancel()
 	if _, err := c.Classify(ctx, "hello"); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
-	c.pool <- in
+	c.c.Release(in)
 	c.Close()
 	c.Close()
 	if _, err := c.Classify(context.Background(), "hello"); !errors.Is(err, ErrClosed) {

@@ -2,16 +2,12 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/nexfield/nexfield/inference"
 	"github.com/nexfield/nexfield/inference/baseline"
-	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/classify"
 	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
 	"github.com/nexfield/nexfield/inference/train"
 )
@@ -24,39 +20,51 @@ type Opts struct {
 	Rounds int
 }
 
-// Accuracy is binary accuracy on the held-out UCI sentences, overall and
-// per source.
-type Accuracy struct {
-	All      float64
-	BySource map[string]float64
-	// Neutral is the share the method labels neutral in 3-way mode (every
-	// UCI sentence is polar, so this is a cost, not a skill).
-	Neutral float64
-}
-
-// Report is what `nexfield bench inference` prints.
-type Report struct {
-	HeldOut             int // UCI sentences of fold 0
-	Model, AFINN, VADER Accuracy
-	P50, P99            time.Duration // Classify via onnx-go, incl. featurisation
-	GoP50, GoP99        time.Duration // Classify via the plain-Go scorer
-	ForwardONNX         time.Duration // median forward pass only, onnx-go
-	ForwardGo           time.Duration // median forward pass only, plain Go
-	Featurize           time.Duration // median featurisation
-	ModelBytes, Dim     int
-	LoadTime            time.Duration
-	MaxDiff             float64 // max |onnx-go - plain Go| over all held-out scores
-
-	// Rated is the number of held-out rated sentences (VADER ground truth,
-	// fold 0); the ThreeWay maps hold each method's 3-way result on them by
-	// source and overall (key "all").
-	Rated                                       int
-	ModelThreeWay, VADERThreeWay, AFINNThreeWay map[string]train.ThreeWay
-}
-
 // Run measures the classifier on the held-out fold, next to the AFINN and
 // VADER baselines on the same sentences, in one run.
+//
+// The phases: load the model under test, pick the held-out sentences,
+// score binary accuracy on the UCI ones and 3-way accuracy on the rated
+// ones (every method on the same sentences, onnx-go checked against plain
+// Go on each), then time the classifier and its parts.
 func Run(ctx context.Context, opts *Opts) (*Report, error) {
+	o := withDefaults(opts)
+	s, err := load(o.Model)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	held, rated, err := heldOutSentences()
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{HeldOut: len(held), Rated: len(rated), ModelBytes: s.onnx.ModelSize(), Dim: s.onnx.Model().Dim, LoadTime: s.onnx.LoadTime()}
+	bl := baselines{afinn: baseline.NewAFINN(), vader: baseline.NewVADER()}
+
+	acc, diffBinary, err := s.scoreBinary(ctx, held, bl)
+	if err != nil {
+		return nil, err
+	}
+	rep.Model, rep.AFINN, rep.VADER = acc.model, acc.afinn, acc.vader
+	tw, diffThreeWay, err := s.scoreThreeWay(ctx, rated, bl)
+	if err != nil {
+		return nil, err
+	}
+	rep.ModelThreeWay, rep.AFINNThreeWay, rep.VADERThreeWay = tw.model, tw.afinn, tw.vader
+	rep.MaxDiff = max(diffBinary, diffThreeWay)
+
+	lat, err := s.timeParts(ctx, held, o.Rounds)
+	if err != nil {
+		return nil, err
+	}
+	rep.P50, rep.P99 = pct(lat.classify, 0.5), pct(lat.classify, 0.99)
+	rep.GoP50, rep.GoP99 = pct(lat.classifyGo, 0.5), pct(lat.classifyGo, 0.99)
+	rep.ForwardONNX, rep.ForwardGo, rep.Featurize = pct(lat.forwardONNX, 0.5), pct(lat.forwardGo, 0.5), pct(lat.featurize, 0.5)
+	return rep, nil
+}
+
+// withDefaults fills in the zero fields of opts.
+func withDefaults(opts *Opts) Opts {
 	var o Opts
 	if opts != nil {
 		o = *opts
@@ -64,164 +72,211 @@ func Run(ctx context.Context, opts *Opts) (*Report, error) {
 	if o.Rounds <= 0 {
 		o.Rounds = 10
 	}
-	raw := o.Model
+	return o
+}
+
+// subject is the model under test, loaded as a device runs it: through
+// onnx-go with one instance, and through plain Go. The parts are timed on
+// the onnx-go classifier's own model and instance.
+type subject struct {
+	onnx, plain *classify.Classifier
+}
+
+// load loads raw, nil meaning the embedded default model.
+func load(raw []byte) (*subject, error) {
 	if raw == nil {
 		raw = inference.DefaultModel()
 	}
-	c, err := inference.New(&inference.Opts{Model: raw, Instances: 1})
+	c, err := classify.New(classify.Opts{Model: raw, Instances: 1})
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	g, err := inference.New(&inference.Opts{Model: raw, PlainGo: true})
+	g, err := classify.New(classify.Opts{Model: raw, PlainGo: true})
 	if err != nil {
+		c.Close()
 		return nil, err
 	}
-	defer g.Close()
-	// The model again, outside a Classifier, to time its parts alone.
-	m, err := onnxmodel.Parse(raw, features.VADER())
-	if err != nil {
-		return nil, err
-	}
-	run, err := onnxmodel.NewRunner(m)
-	if err != nil {
-		return nil, err
-	}
+	return &subject{onnx: c, plain: g}, nil
+}
+
+func (s *subject) close() {
+	s.onnx.Close()
+	s.plain.Close()
+}
+
+// heldOutSentences is fold 0: the UCI sentences and the rated ones.
+func heldOutSentences() (uci, rated []train.Example, err error) {
 	ex, err := train.Examples()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var held, rated []train.Example
 	for _, e := range ex {
 		switch {
 		case e.Fold != train.HeldOutFold:
 		case e.Corpus == train.CorpusUCI:
-			held = append(held, e)
+			uci = append(uci, e)
 		default:
 			rated = append(rated, e)
 		}
 	}
-	rep := &Report{HeldOut: len(held), Rated: len(rated), ModelBytes: c.ModelSize(), Dim: m.Dim, LoadTime: c.LoadTime()}
-	af := baseline.NewAFINN()
-	vd := baseline.NewVADER()
-	type tally struct{ ok, n, neutral map[string]int }
-	newT := func() tally { return tally{map[string]int{}, map[string]int{}, map[string]int{}} }
-	tm, ta, tv := newT(), newT(), newT()
-	count := func(t tally, src string, pos bool, label int, neutral bool) {
-		for _, k := range []string{src, ""} {
-			t.n[k]++
-			if pos == (label == 1) {
-				t.ok[k]++
-			}
-			if neutral {
-				t.neutral[k]++
-			}
-		}
+	return uci, rated, nil
+}
+
+// baselines are the lexicon methods the model is compared with.
+type baselines struct {
+	afinn *baseline.AFINN
+	vader *baseline.VADER
+}
+
+// byMethod holds one figure for each method compared.
+type byMethod[T any] struct{ model, afinn, vader T }
+
+// score runs text through onnx-go: the model's scores per output column,
+// and how far the plain-Go pass of the same weights is from them.
+func (s *subject) score(ctx context.Context, text string) (p [3]float64, diff float64, err error) {
+	if err := ctx.Err(); err != nil {
+		return p, 0, err
 	}
-	// score classifies a held-out sentence through onnx-go and holds the
-	// scores against the plain-Go pass of the same weights.
-	score := func(text string) ([3]float64, error) {
-		if err := ctx.Err(); err != nil {
-			return [3]float64{}, err
-		}
-		r, err := c.Classify(ctx, text)
-		if err != nil {
-			return [3]float64{}, err
-		}
-		rg, err := g.Classify(ctx, text)
-		if err != nil {
-			return [3]float64{}, err
-		}
-		p, q := columns(r), columns(rg)
-		for j := range p {
-			rep.MaxDiff = max(rep.MaxDiff, abs(p[j]-q[j]))
-		}
-		return p, nil
+	p, err = s.onnx.Scores(ctx, text)
+	if err != nil {
+		return p, 0, err
 	}
+	m := s.onnx.Model()
+	q := m.ScoreGo(m.Featurize(text))
+	for j := range p {
+		diff = max(diff, abs(p[j]-q[j]))
+	}
+	return p, diff, nil
+}
+
+// scoreBinary is each method's binary accuracy on the held-out UCI
+// sentences, and the largest onnx-go/plain-Go difference on them. The model
+// is positive when P(pos) > P(neg); AFINN when its score is >= 0, VADER
+// when its compound is >= 0; each method's neutral share uses its 3-way rule.
+func (s *subject) scoreBinary(ctx context.Context, held []train.Example, bl baselines) (byMethod[Accuracy], float64, error) {
+	t := byMethod[binaryTally]{newBinaryTally(), newBinaryTally(), newBinaryTally()}
+	var maxDiff float64
 	for _, e := range held {
-		p, err := score(e.Text)
+		p, diff, err := s.score(ctx, e.Text)
 		if err != nil {
-			return nil, err
+			return byMethod[Accuracy]{}, 0, err
 		}
-		count(tm, e.Source, p[2] > p[0], e.Label, onnxmodel.Argmax(p) == 1)
-		a := af.Score(e.Text)
-		count(ta, e.Source, a >= 0, e.Label, a == 0)
-		v := vd.Compound(e.Text)
-		count(tv, e.Source, v >= 0, e.Label, v > -0.05 && v < 0.05)
+		maxDiff = max(maxDiff, diff)
+		t.model.add(e, p[2] > p[0], onnxmodel.Argmax(p) == 1)
+		a := bl.afinn.Score(e.Text)
+		t.afinn.add(e, a >= 0, a == 0)
+		v := bl.vader.Compound(e.Text)
+		t.vader.add(e, v >= 0, v > -0.05 && v < 0.05)
 	}
-	acc := func(t tally) Accuracy {
-		a := Accuracy{All: float64(t.ok[""]) / float64(t.n[""]), Neutral: float64(t.neutral[""]) / float64(t.n[""]),
-			BySource: map[string]float64{}}
-		for k, n := range t.n {
-			if k != "" {
-				a.BySource[k] = float64(t.ok[k]) / float64(n)
-			}
-		}
-		return a
-	}
-	rep.Model, rep.AFINN, rep.VADER = acc(tm), acc(ta), acc(tv)
+	return byMethod[Accuracy]{t.model.accuracy(), t.afinn.accuracy(), t.vader.accuracy()}, maxDiff, nil
+}
 
-	// 3-way on rated sentences. VADER's standard thresholds: compound
-	// >= 0.05 positive, <= -0.05 negative; AFINN: the sign of the score.
-	cm, ca, cv := train.ThreeWayTally{}, train.ThreeWayTally{}, train.ThreeWayTally{}
-	sign := func(v, eps float64) int {
-		switch {
-		case v >= eps:
-			return 2
-		case v <= -eps:
-			return 0
+// binaryTally counts, per source and overall (key ""), sentences, right
+// polarity calls and neutral calls.
+type binaryTally struct{ ok, n, neutral map[string]int }
+
+func newBinaryTally() binaryTally {
+	return binaryTally{map[string]int{}, map[string]int{}, map[string]int{}}
+}
+
+func (t binaryTally) add(e train.Example, pos, neutral bool) {
+	for _, k := range []string{e.Source, ""} {
+		t.n[k]++
+		if pos == (e.Label == train.LabelPositive) {
+			t.ok[k]++
 		}
-		return 1
+		if neutral {
+			t.neutral[k]++
+		}
 	}
+}
+
+func (t binaryTally) accuracy() Accuracy {
+	a := Accuracy{All: float64(t.ok[""]) / float64(t.n[""]), Neutral: float64(t.neutral[""]) / float64(t.n[""]),
+		BySource: map[string]float64{}}
+	for k, n := range t.n {
+		if k != "" {
+			a.BySource[k] = float64(t.ok[k]) / float64(n)
+		}
+	}
+	return a
+}
+
+// scoreThreeWay is each method's 3-way result on the held-out rated
+// sentences, and the largest onnx-go/plain-Go difference on them. VADER
+// uses its standard thresholds (compound >= 0.05 positive, <= -0.05
+// negative), AFINN the sign of its score.
+func (s *subject) scoreThreeWay(ctx context.Context, rated []train.Example, bl baselines) (byMethod[map[string]train.ThreeWay], float64, error) {
+	t := byMethod[train.ThreeWayTally]{train.ThreeWayTally{}, train.ThreeWayTally{}, train.ThreeWayTally{}}
+	var maxDiff float64
 	for _, e := range rated {
-		p, err := score(e.Text)
+		p, diff, err := s.score(ctx, e.Text)
 		if err != nil {
-			return nil, err
+			return byMethod[map[string]train.ThreeWay]{}, 0, err
 		}
-		cm.Add(e, onnxmodel.Argmax(p))
-		ca.Add(e, sign(af.Score(e.Text), 1))
-		cv.Add(e, sign(vd.Compound(e.Text), 0.05))
+		maxDiff = max(maxDiff, diff)
+		t.model.Add(e, onnxmodel.Argmax(p))
+		t.afinn.Add(e, signColumn(bl.afinn.Score(e.Text), 1))
+		t.vader.Add(e, signColumn(bl.vader.Compound(e.Text), 0.05))
 	}
-	rep.ModelThreeWay, rep.AFINNThreeWay, rep.VADERThreeWay = cm.Summary(), ca.Summary(), cv.Summary()
+	return byMethod[map[string]train.ThreeWay]{t.model.Summary(), t.afinn.Summary(), t.vader.Summary()}, maxDiff, nil
+}
 
-	var lat, glat, fo, fg, ft []time.Duration
-	for range o.Rounds {
+// signColumn is the output column of a lexicon score: positive at eps or
+// above, negative at -eps or below, neutral between.
+func signColumn(v, eps float64) int {
+	switch {
+	case v >= eps:
+		return 2
+	case v <= -eps:
+		return 0
+	}
+	return 1
+}
+
+// latencies are the timings of timeParts, one per sentence and round.
+type latencies struct {
+	classify, classifyGo              []time.Duration // Classify, featurisation included
+	featurize, forwardONNX, forwardGo []time.Duration // the parts alone
+}
+
+// timeParts times, rounds times over the held-out UCI sentences, Classify
+// through onnx-go and through plain Go, then featurisation and each
+// forward pass alone, on the onnx-go classifier's model and instance.
+func (s *subject) timeParts(ctx context.Context, held []train.Example, rounds int) (latencies, error) {
+	var l latencies
+	m := s.onnx.Model()
+	for range rounds {
 		for _, e := range held {
 			t0 := time.Now()
-			if _, err := c.Classify(ctx, e.Text); err != nil {
-				return nil, err
+			if _, err := s.onnx.Classify(ctx, e.Text); err != nil {
+				return l, err
 			}
 			t1 := time.Now()
-			if _, err := g.Classify(ctx, e.Text); err != nil {
-				return nil, err
+			if _, err := s.plain.Classify(ctx, e.Text); err != nil {
+				return l, err
 			}
 			t2 := time.Now()
 			fs := m.Featurize(e.Text)
 			t3 := time.Now()
-			if _, err := run.Run(fs); err != nil {
-				return nil, err
+			in, err := s.onnx.Acquire(ctx)
+			if err != nil {
+				return l, err
+			}
+			_, err = in.Run(fs)
+			s.onnx.Release(in)
+			if err != nil {
+				return l, err
 			}
 			t4 := time.Now()
 			m.ScoreGo(fs)
 			t5 := time.Now()
-			lat, glat = append(lat, t1.Sub(t0)), append(glat, t2.Sub(t1))
-			ft, fo, fg = append(ft, t3.Sub(t2)), append(fo, t4.Sub(t3)), append(fg, t5.Sub(t4))
+			l.classify, l.classifyGo = append(l.classify, t1.Sub(t0)), append(l.classifyGo, t2.Sub(t1))
+			l.featurize = append(l.featurize, t3.Sub(t2))
+			l.forwardONNX, l.forwardGo = append(l.forwardONNX, t4.Sub(t3)), append(l.forwardGo, t5.Sub(t4))
 		}
 	}
-	rep.P50, rep.P99 = pct(lat, 0.5), pct(lat, 0.99)
-	rep.GoP50, rep.GoP99 = pct(glat, 0.5), pct(glat, 0.99)
-	rep.ForwardONNX, rep.ForwardGo, rep.Featurize = pct(fo, 0.5), pct(fg, 0.5), pct(ft, 0.5)
-	return rep, nil
-}
-
-// columns is a result's probability per output column (negative, neutral,
-// positive), as the model wrote it.
-func columns(r inference.Result) [3]float64 {
-	var p [3]float64
-	for j, l := range onnxmodel.Labels {
-		p[j] = r.Scores[l]
-	}
-	return p
+	return l, nil
 }
 
 func abs(x float64) float64 {
@@ -235,55 +290,4 @@ func pct(d []time.Duration, q float64) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[int(q*float64(len(s)-1))]
-}
-
-// WriteTo prints the report.
-func (r *Report) WriteTo(w io.Writer) (int64, error) {
-	var b strings.Builder
-	us := func(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3) }
-	fmt.Fprintf(&b, "held-out UCI sentences (fold 0, never used in training): %d\n", r.HeldOut)
-	fmt.Fprintf(&b, "binary accuracy (positive vs negative)     all     amazon  imdb    yelp    3-way neutral share\n")
-	for _, row := range []struct {
-		name string
-		a    Accuracy
-	}{{"model (onnx-go)", r.Model}, {"AFINN-165 (sentiment@5 rules, score>=0)", r.AFINN}, {"VADER (compound>=0)", r.VADER}} {
-		srcs := make([]string, 0, 3)
-		for s := range row.a.BySource {
-			srcs = append(srcs, s)
-		}
-		sort.Strings(srcs)
-		fmt.Fprintf(&b, "  %-40s %.4f", row.name, row.a.All)
-		for _, s := range srcs {
-			fmt.Fprintf(&b, "  %.4f", row.a.BySource[s])
-		}
-		fmt.Fprintf(&b, "  %.1f%%\n", 100*row.a.Neutral)
-	}
-	if r.Rated > 0 {
-		fmt.Fprintf(&b, "held-out rated sentences (VADER ground truth, fold 0): %d; positive rating >= %g, negative <= -%g, neutral |rating| < %g\n",
-			r.Rated, train.PolarRating, train.PolarRating, train.NeutralRating)
-		fmt.Fprintf(&b, "3-way (recall per true class)                        n     acc     macro   neg     neu     pos\n")
-		for _, row := range []struct {
-			name string
-			t    map[string]train.ThreeWay
-		}{{"model (onnx-go)", r.ModelThreeWay}, {"VADER (compound >=0.05 / <=-0.05)", r.VADERThreeWay}, {"AFINN-165 (sign of score)", r.AFINNThreeWay}} {
-			for _, k := range train.ThreeWayKeys(row.t) {
-				t := row.t[k]
-				name := ""
-				if k == "all" {
-					name = row.name
-				}
-				fmt.Fprintf(&b, "  %-40s %-9s %-5d %.4f  %.4f  %.4f  %.4f  %.4f\n", name, k, t.N, t.Accuracy, t.Macro, t.Recall[0], t.Recall[1], t.Recall[2])
-			}
-		}
-	}
-	fmt.Fprintf(&b, "latency per message incl. featurisation: onnx-go p50 %s p99 %s; plain Go p50 %s p99 %s\n",
-		us(r.P50), us(r.P99), us(r.GoP50), us(r.GoP99))
-	ratio := float64(r.ForwardONNX) / float64(max(r.ForwardGo, 1))
-	fmt.Fprintf(&b, "forward pass only (median): onnx-go %s, plain Go %s, ratio %.0fx; featurisation %s\n",
-		us(r.ForwardONNX), us(r.ForwardGo), ratio, us(r.Featurize))
-	fmt.Fprintf(&b, "onnx-go vs plain Go: max score difference %.2g (all held-out sentences)\n", r.MaxDiff)
-	fmt.Fprintf(&b, "model: %d bytes, input width %d, load %.2f ms (validate + one onnx-go instance)\n",
-		r.ModelBytes, r.Dim, float64(r.LoadTime.Microseconds())/1e3)
-	n, err := io.WriteString(w, b.String())
-	return int64(n), err
 }

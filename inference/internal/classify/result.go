@@ -1,4 +1,4 @@
-package inference
+package classify
 
 import "github.com/nexfield/nexfield/inference/internal/onnxmodel"
 
