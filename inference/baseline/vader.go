@@ -96,103 +96,178 @@ func (v *VADER) scalar(word string, valence float64, capDiff bool) float64 {
 	return s
 }
 
-// Compound returns VADER's compound score of text in [-1, 1].
+// Compound returns VADER's compound score of text in [-1, 1]: each word's
+// valence in its context, the "but" shift, then punctuation emphasis and
+// the normalisation x/sqrt(x²+15).
 func (v *VADER) Compound(text string) float64 {
-	var words []string
-	for _, t := range strings.Fields(text) {
-		s := strings.TrimFunc(t, unicode.IsPunct)
+	t := splitWords(text)
+	sent := make([]float64, len(t.words))
+	for i := range t.words {
+		sent[i] = v.wordValence(t, i)
+	}
+	butShift(t.lower, sent)
+	var sum float64
+	for _, s := range sent {
+		sum += s
+	}
+	return normalizeScore(sum, punctuationEmphasis(text))
+}
+
+// vaderText is a text split the way VADER reads it.
+type vaderText struct {
+	words []string // tokens with surrounding punctuation trimmed, as written
+	lower []string // the same, lower-cased
+	// capDiff is set when some but not all words are upper case: only then
+	// does upper case emphasise a word.
+	capDiff bool
+}
+
+// splitWords splits on white space, trims punctuation from tokens that keep
+// more than two characters, and drops one-character tokens.
+func splitWords(text string) vaderText {
+	var t vaderText
+	for _, f := range strings.Fields(text) {
+		s := strings.TrimFunc(f, unicode.IsPunct)
 		if len(s) > 2 {
-			t = s
+			f = s
 		}
-		if len(t) > 1 {
-			words = append(words, t)
+		if len(f) > 1 {
+			t.words = append(t.words, f)
 		}
 	}
 	upper := 0
-	for _, w := range words {
+	for _, w := range t.words {
 		if isUpperWord(w) {
 			upper++
 		}
 	}
-	capDiff := upper > 0 && upper < len(words)
-	lower := make([]string, len(words))
-	for i, w := range words {
-		lower[i] = strings.ToLower(w)
+	t.capDiff = upper > 0 && upper < len(t.words)
+	t.lower = make([]string, len(t.words))
+	for i, w := range t.words {
+		t.lower[i] = strings.ToLower(w)
 	}
-	sent := make([]float64, len(words))
-	for i, w := range lower {
-		if _, ok := v.boost[w]; ok {
-			continue
+	return t
+}
+
+// wordValence is the valence of word i in its context: its lexicon value
+// after the "no" rules and capitalisation, then the boosters and negations
+// of the three words before it, then "least". Words outside the lexicon,
+// boosters and the "kind" of "kind of" count 0.
+func (v *VADER) wordValence(t vaderText, i int) float64 {
+	val, ok := v.lexiconValence(t.lower, i)
+	if !ok {
+		return 0
+	}
+	val = capsEmphasis(val, t.words[i], t.capDiff)
+	for st := 0; st < 3 && st < i; st++ {
+		val = v.boosterBefore(t, i, st, val)
+		val = v.negationBefore(t.lower, i, st, val)
+	}
+	return v.leastBefore(t.lower, i, val)
+}
+
+// lexiconValence is word i's lexicon value, zeroed when it is "no" before
+// a lexicon word and negated after "no" (one or two words back, or three
+// with "or"/"nor" between). ok is false for words that carry no valence of
+// their own.
+func (v *VADER) lexiconValence(lower []string, i int) (val float64, ok bool) {
+	w := lower[i]
+	if _, ok := v.boost[w]; ok {
+		return 0, false
+	}
+	if w == "kind" && i+1 < len(lower) && lower[i+1] == "of" {
+		return 0, false
+	}
+	val, ok = v.lex[w]
+	if !ok {
+		return 0, false
+	}
+	if w == "no" && i+1 < len(lower) {
+		if _, ok := v.lex[lower[i+1]]; ok {
+			val = 0
 		}
-		if w == "kind" && i+1 < len(lower) && lower[i+1] == "of" {
-			continue
+	}
+	if (i > 0 && lower[i-1] == "no") || (i > 1 && lower[i-2] == "no") ||
+		(i > 2 && lower[i-3] == "no" && (lower[i-1] == "or" || lower[i-1] == "nor")) {
+		val = v.lex[w] * vNScalar
+	}
+	return val, true
+}
+
+// capsEmphasis pushes val away from 0 when word is upper case among
+// mixed-case words.
+func capsEmphasis(val float64, word string, capDiff bool) float64 {
+	if isUpperWord(word) && capDiff {
+		if val > 0 {
+			val += vCIncr
+		} else {
+			val -= vCIncr
 		}
-		val, ok := v.lex[w]
-		if !ok {
-			continue
+	}
+	return val
+}
+
+// boosterBefore adds the booster or dampener st+1 words before word i,
+// weakened with distance (x0.95 two words back, x0.9 three); a word that is
+// itself in the lexicon boosts nothing.
+func (v *VADER) boosterBefore(t vaderText, i, st int, val float64) float64 {
+	prev := t.lower[i-(st+1)]
+	if _, inLex := v.lex[prev]; inLex {
+		return val
+	}
+	s := v.scalar(t.words[i-(st+1)], val, t.capDiff)
+	if st == 1 && s != 0 {
+		s *= 0.95
+	}
+	if st == 2 && s != 0 {
+		s *= 0.9
+	}
+	return val + s
+}
+
+// negationBefore applies a negator st+1 words before word i; "never so" and
+// "never this" intensify instead, and "without doubt" is no negation.
+func (v *VADER) negationBefore(lower []string, i, st int, val float64) float64 {
+	switch st {
+	case 0:
+		if v.negated(lower[i-1]) {
+			val *= vNScalar
 		}
-		if w == "no" && i+1 < len(lower) {
-			if _, ok := v.lex[lower[i+1]]; ok {
-				val = 0
-			}
+	case 1:
+		if lower[i-2] == "never" && (lower[i-1] == "so" || lower[i-1] == "this") {
+			val *= 1.25
+		} else if lower[i-2] == "without" && lower[i-1] == "doubt" {
+		} else if v.negated(lower[i-2]) {
+			val *= vNScalar
 		}
-		if (i > 0 && lower[i-1] == "no") || (i > 1 && lower[i-2] == "no") ||
-			(i > 2 && lower[i-3] == "no" && (lower[i-1] == "or" || lower[i-1] == "nor")) {
-			val = v.lex[w] * vNScalar
+	case 2:
+		if lower[i-3] == "never" && (lower[i-2] == "so" || lower[i-2] == "this" || lower[i-1] == "so" || lower[i-1] == "this") {
+			val *= 1.25
+		} else if lower[i-3] == "without" && (lower[i-2] == "doubt" || lower[i-1] == "doubt") {
+		} else if v.negated(lower[i-3]) {
+			val *= vNScalar
 		}
-		if isUpperWord(words[i]) && capDiff {
-			if val > 0 {
-				val += vCIncr
+	}
+	return val
+}
+
+// leastBefore negates word i after "least", but not after "at least" or
+// "very least".
+func (v *VADER) leastBefore(lower []string, i int, val float64) float64 {
+	if i > 0 && lower[i-1] == "least" {
+		if _, inLex := v.lex["least"]; !inLex {
+			if i > 1 && (lower[i-2] == "at" || lower[i-2] == "very") {
 			} else {
-				val -= vCIncr
+				val *= vNScalar
 			}
 		}
-		for st := 0; st < 3; st++ {
-			if i <= st {
-				continue
-			}
-			prev := lower[i-(st+1)]
-			if _, inLex := v.lex[prev]; !inLex {
-				s := v.scalar(words[i-(st+1)], val, capDiff)
-				if st == 1 && s != 0 {
-					s *= 0.95
-				}
-				if st == 2 && s != 0 {
-					s *= 0.9
-				}
-				val += s
-			}
-			switch st {
-			case 0:
-				if v.negated(lower[i-1]) {
-					val *= vNScalar
-				}
-			case 1:
-				if lower[i-2] == "never" && (lower[i-1] == "so" || lower[i-1] == "this") {
-					val *= 1.25
-				} else if lower[i-2] == "without" && lower[i-1] == "doubt" {
-				} else if v.negated(lower[i-2]) {
-					val *= vNScalar
-				}
-			case 2:
-				if lower[i-3] == "never" && (lower[i-2] == "so" || lower[i-2] == "this" || lower[i-1] == "so" || lower[i-1] == "this") {
-					val *= 1.25
-				} else if lower[i-3] == "without" && (lower[i-2] == "doubt" || lower[i-1] == "doubt") {
-				} else if v.negated(lower[i-3]) {
-					val *= vNScalar
-				}
-			}
-		}
-		if i > 0 && lower[i-1] == "least" {
-			if _, inLex := v.lex["least"]; !inLex {
-				if i > 1 && (lower[i-2] == "at" || lower[i-2] == "very") {
-				} else {
-					val *= vNScalar
-				}
-			}
-		}
-		sent[i] = val
 	}
+	return val
+}
+
+// butShift halves the words before the first "but" and raises the words
+// after it by half, in place.
+func butShift(lower []string, sent []float64) {
 	for bi, w := range lower {
 		if w == "but" {
 			for si := range sent {
@@ -205,13 +280,11 @@ func (v *VADER) Compound(text string) float64 {
 			break
 		}
 	}
-	var sum float64
-	for _, s := range sent {
-		sum += s
-	}
-	if sum == 0 {
-		return 0
-	}
+}
+
+// punctuationEmphasis is what "!" (up to 4) and "?" (more than one) add to
+// the magnitude of a non-zero sum.
+func punctuationEmphasis(text string) float64 {
 	ep := math.Min(float64(strings.Count(text, "!")), 4) * 0.292
 	qm := float64(strings.Count(text, "?"))
 	var qa float64
@@ -221,10 +294,19 @@ func (v *VADER) Compound(text string) float64 {
 			qa = qm * 0.18
 		}
 	}
+	return ep + qa
+}
+
+// normalizeScore adds emphasis to the magnitude of sum and maps it into
+// [-1, 1] with x/sqrt(x²+15); a zero sum stays 0.
+func normalizeScore(sum, emphasis float64) float64 {
+	if sum == 0 {
+		return 0
+	}
 	if sum > 0 {
-		sum += ep + qa
+		sum += emphasis
 	} else {
-		sum -= ep + qa
+		sum -= emphasis
 	}
 	c := sum / math.Sqrt(sum*sum+15)
 	return math.Max(-1, math.Min(1, c))
