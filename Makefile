@@ -61,7 +61,7 @@ test-system: deb
 	packaging/test-system-peer.sh
 	packaging/test-system-agent.sh
 
-# Rebuild the embedded sentiment model from inference/data (deterministic; prints the accuracy report).
+# Rebuild the embedded sentiment model from inference/train/data (deterministic; prints the accuracy report).
 model:
 	$(GO) run ./cmd/nexfield train --out inference/model/default.onnx
 

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
 )
 
 // BenchmarkClassify times one message end to end (featurisation included)
@@ -33,12 +36,12 @@ func BenchmarkClassify(b *testing.B) {
 }
 
 func BenchmarkFeaturize(b *testing.B) {
-	m, err := parseModel(defaultModel, parseLexicon(vaderTSV))
+	m, err := onnxmodel.Parse(defaultModel, features.VADER())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		m.feat.featurize("Great job team, everything works! Not bad at all :)")
+		m.Featurize("Great job team, everything works! Not bad at all :)")
 	}
 }

@@ -9,7 +9,11 @@
 // refuses it. A plain-Go forward pass of the same weights is the test oracle
 // and an optional backend.
 //
-// The default model is embedded and rebuilt deterministically from the data
-// in data/ by Train (`make model`, `nexfield train`). See README.md for the
+// This package is what a device needs to classify: the embedded default
+// model, its loader, the featurizer and the two forward passes. Training
+// (package train, `make model`, `nexfield train`, which rebuilds the default
+// model deterministically) and the accuracy bench with its lexicon baselines
+// (packages bench and baseline) live in sub-packages with their data, so a
+// binary that imports only inference links neither. See README.md for the
 // measured figures, the neutral calibration and the data licences.
 package inference

@@ -1,22 +1,16 @@
 package inference
 
-import _ "embed"
+import (
+	_ "embed"
+	"slices"
+)
 
-// The default model is rebuilt from the data below by `make model`.
+// defaultModel is the model New loads when Opts.Model is nil. `make model`
+// rebuilds it from the shipped data (package train), byte for byte.
 //
 //go:embed model/default.onnx
 var defaultModel []byte
 
-//go:embed data/uci_sentences.tsv
-var sentencesTSV []byte
-
-// Gzip keeps the ~2 MB of rated sentences to ~0.8 MB in the binary.
-//
-//go:embed data/vader_groundtruth.tsv.gz
-var groundTruthGz []byte
-
-//go:embed data/vader_lexicon.tsv
-var vaderTSV []byte
-
-//go:embed data/afinn165.tsv
-var afinnTSV []byte
+// DefaultModel returns a copy of the embedded default model file, the one
+// New loads when Opts.Model is nil.
+func DefaultModel() []byte { return slices.Clone(defaultModel) }

@@ -2,8 +2,12 @@ package inference
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
 )
 
 func FuzzFeaturize(f *testing.F) {
@@ -11,21 +15,21 @@ func FuzzFeaturize(f *testing.F) {
 		"don't NOT never... ok?", "a’b '' '"} {
 		f.Add(s)
 	}
-	m, err := parseModel(defaultModel, parseLexicon(vaderTSV))
+	m, err := onnxmodel.Parse(defaultModel, features.VADER())
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		fs := m.feat.featurize(s)
-		for i, k := range fs.idx {
-			if k < 0 || int(k) >= m.dim {
-				t.Fatalf("index %d out of range %d", k, m.dim)
+		fs := m.Featurize(s)
+		for i, k := range fs.Idx {
+			if k < 0 || int(k) >= m.Dim {
+				t.Fatalf("index %d out of range %d", k, m.Dim)
 			}
-			if i > 0 && k <= fs.idx[i-1] {
-				t.Fatalf("indices not increasing: %v", fs.idx)
+			if i > 0 && k <= fs.Idx[i-1] {
+				t.Fatalf("indices not increasing: %v", fs.Idx)
 			}
 		}
-		p := m.scoreGo(fs)
+		p := m.ScoreGo(fs)
 		if s := p[0] + p[1] + p[2]; s < 0.9999 || s > 1.0001 || p[0] != p[0] {
 			t.Fatalf("scores %v", p)
 		}
@@ -36,9 +40,13 @@ func FuzzLoadModel(f *testing.F) {
 	f.Add(defaultModel[:200])
 	f.Add([]byte{0x08, 0x06, 0x3a, 0x02, 0x0a, 0x00})
 	f.Add([]byte{})
-	zero := &linear{w: make([]float64, 1<<4+numDense)}
-	small, _ := exportModel(zero, zero, nil, FeaturizerConfig{Version: 1, HashBits: 4, NegationScope: 3})
-	f.Add(small)
+	// A valid model of the smallest featurizer, all weights zero.
+	cfg := FeaturizerConfig{Version: 1, HashBits: 4, NegationScope: 3}
+	meta, err := json.Marshal(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(onnxmodel.Encode(make([]float32, 3*cfg.Dim()), make([]float32, 3), cfg.Dim(), 3, string(meta)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := New(&Opts{Model: b, Instances: 1})
 		if err != nil {

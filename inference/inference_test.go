@@ -9,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
+	"github.com/nexfield/nexfield/inference/internal/onnxmodel"
+	"github.com/nexfield/nexfield/inference/train"
 )
 
 func newTest(t testing.TB, opts *Opts) *Classifier {
@@ -57,17 +61,17 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	worst := 0.0
 	n := 0
-	ex, err := Examples()
+	ex, err := train.Examples()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range ex {
-		if e.Fold != HeldOutFold {
+		if e.Fold != train.HeldOutFold {
 			continue
 		}
-		fs := c.m.feat.featurize(e.Text)
-		want := c.m.scoreGo(fs)
-		got, err := c.scores(context.Background(), e.Text)
+		fs := c.c.Model().Featurize(e.Text)
+		want := c.c.Model().ScoreGo(fs)
+		got, err := c.c.Scores(context.Background(), e.Text)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,9 +91,9 @@ func TestONNXMatchesPlainGo(t *testing.T) {
 func TestRepeatedRunsStable(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	for _, text := range []string{"Great job team, everything works!", "Arrived at checkpoint 3."} {
-		want := c.m.scoreGo(c.m.feat.featurize(text))
+		want := c.c.Model().ScoreGo(c.c.Model().Featurize(text))
 		for i := range 200 {
-			got, err := c.scores(context.Background(), text)
+			got, err := c.c.Scores(context.Background(), text)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +111,7 @@ func TestConcurrentCallers(t *testing.T) {
 	texts := []string{"Great job team, everything works!", "This is terrible.", "Copy that, over."}
 	want := make([][3]float64, len(texts))
 	for i, s := range texts {
-		want[i] = c.m.scoreGo(c.m.feat.featurize(s))
+		want[i] = c.c.Model().ScoreGo(c.c.Model().Featurize(s))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -115,7 +119,7 @@ func TestConcurrentCallers(t *testing.T) {
 		wg.Go(func() {
 			for i := range 100 {
 				k := (g + i) % len(texts)
-				got, err := c.scores(context.Background(), texts[k])
+				got, err := c.c.Scores(context.Background(), texts[k])
 				if err != nil {
 					errs <- err
 					return
@@ -156,22 +160,25 @@ func TestBadInputHasDefinedResult(t *testing.T) {
 		})
 	}
 	// Truncation: only the first DefaultMaxInputBytes count.
-	a := c.m.feat.featurize(huge)
-	b := c.m.feat.featurize(huge[:DefaultMaxInputBytes])
-	if len(a.idx) != len(b.idx) {
-		t.Errorf("truncated features differ: %d vs %d", len(a.idx), len(b.idx))
+	a := c.c.Model().Featurize(huge)
+	b := c.c.Model().Featurize(huge[:DefaultMaxInputBytes])
+	if len(a.Idx) != len(b.Idx) {
+		t.Errorf("truncated features differ: %d vs %d", len(a.Idx), len(b.Idx))
 	}
 }
 
 func TestClassifyAfterCloseAndCancel(t *testing.T) {
 	c := newTest(t, &Opts{Instances: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	in := <-c.pool // every instance busy
+	in, err := c.c.Acquire(context.Background()) // every instance busy
+	if err != nil {
+		t.Fatal(err)
+	}
 	cancel()
 	if _, err := c.Classify(ctx, "hello"); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
-	c.pool <- in
+	c.c.Release(in)
 	c.Close()
 	c.Close()
 	if _, err := c.Classify(context.Background(), "hello"); !errors.Is(err, ErrClosed) {
@@ -181,12 +188,12 @@ func TestClassifyAfterCloseAndCancel(t *testing.T) {
 
 func TestLoaderRejectsBadModels(t *testing.T) {
 	good := defaultModel
-	m, err := parseModel(good, parseLexicon(vaderTSV))
+	m, err := onnxmodel.Parse(good, features.VADER())
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, _ := json.Marshal(m.cfg)
-	wrongDim := func() []byte { return encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, string(meta)) }
+	meta, _ := json.Marshal(m.Config)
+	wrongDim := func() []byte { return onnxmodel.Encode(make([]float32, 30), make([]float32, 3), 10, 3, string(meta)) }
 	for _, tc := range []struct {
 		name string
 		raw  []byte
@@ -196,10 +203,10 @@ func TestLoaderRejectsBadModels(t *testing.T) {
 		{"garbage", []byte("this is not a model at all"), "not an ONNX model"},
 		{"truncated", good[:len(good)/2], "not an ONNX model"},
 		{"wrong shape", wrongDim(), "shape"},
-		{"no featurizer", encodeONNX(make([]float32, 30), make([]float32, 3), 10, 3, "{}"), "featurizer version"},
-		{"opset", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 18, inputName, outputName), "opset 18"},
-		{"input name", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 11, "input", outputName), "not named"},
-		{"output name", encodeONNXAs(m.w, m.b[:], m.dim, 3, string(meta), 11, inputName, "probabilities"), "output named"},
+		{"no featurizer", onnxmodel.Encode(make([]float32, 30), make([]float32, 3), 10, 3, "{}"), "featurizer version"},
+		{"opset", onnxmodel.EncodeAs(m.W, m.B[:], m.Dim, 3, string(meta), 18, onnxmodel.InputName, onnxmodel.OutputName), "opset 18"},
+		{"input name", onnxmodel.EncodeAs(m.W, m.B[:], m.Dim, 3, string(meta), 11, "input", onnxmodel.OutputName), "not named"},
+		{"output name", onnxmodel.EncodeAs(m.W, m.B[:], m.Dim, 3, string(meta), 11, onnxmodel.InputName, "probabilities"), "output named"},
 		{"gemm", bytes.Replace(good, []byte("MatMul"), []byte("Gemm\x00\x00"), 1), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

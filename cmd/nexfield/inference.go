@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"github.com/nexfield/nexfield/inference"
+	"github.com/nexfield/nexfield/inference/bench"
+	"github.com/nexfield/nexfield/inference/train"
 	"github.com/nexfield/nexfield/internal/atomicfile"
 	"github.com/nexfield/nexfield/internal/cliconf"
 )
@@ -118,7 +120,7 @@ func runTrain(ctx context.Context, e env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{"train: unexpected arguments: " + strings.Join(fs.Args(), " ")}
 	}
-	tr, err := inference.Train(ctx, nil)
+	tr, err := train.Run(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func runBenchInference(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := inference.Bench(ctx, &inference.BenchOpts{Model: raw, Rounds: *rounds})
+	r, err := bench.Run(ctx, &bench.Opts{Model: raw, Rounds: *rounds})
 	if err != nil {
 		return err
 	}

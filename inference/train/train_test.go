@@ -1,10 +1,12 @@
-package inference
+package train
 
 import (
 	"bytes"
 	"context"
 	"runtime"
 	"testing"
+
+	"github.com/nexfield/nexfield/inference"
 )
 
 // A training run gives the bytes of the embedded default model, which an
@@ -15,14 +17,14 @@ func TestTrainIsDeterministic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model")
 	}
-	a, err := Train(context.Background(), nil)
+	a, err := Run(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(a.Model) > 256<<10 {
 		t.Errorf("model is %d bytes, budget 256 KiB", len(a.Model))
 	}
-	if !bytes.Equal(a.Model, defaultModel) {
+	if !bytes.Equal(a.Model, inference.DefaultModel()) {
 		t.Errorf("the trained model differs from the embedded one on %s: stale (run `make model`) or not reproducible", runtime.GOARCH)
 	}
 }

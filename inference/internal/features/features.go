@@ -1,8 +1,6 @@
-package inference
+package features
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -20,10 +18,10 @@ import (
 // cost of a hostile megabyte to microseconds.
 const DefaultMaxInputBytes = 2048
 
-// FeaturizerConfig describes how text becomes the model's input vector. It
+// Config describes how text becomes the model's input vector. It
 // travels inside the model file (metadata key "nexfield.featurizer") so a
 // model is never run with features it was not trained on.
-type FeaturizerConfig struct {
+type Config struct {
 	Version int `json:"version"`
 	// HashBits: 1<<HashBits buckets for hashed unigrams and bigrams.
 	HashBits int `json:"hash_bits"`
@@ -55,27 +53,29 @@ type FeaturizerConfig struct {
 	NeutralScale float64 `json:"neutral_scale,omitempty"`
 }
 
-// Dense features after the hashed buckets.
+// Dense features after the hashed columns, in this order. NoEvidence (no
+// lexicon word, emoticon or emoji) is the one the neutral rule gates on;
+// NumDense is how many there are.
 const (
 	fLexPos = iota
 	fLexNeg
 	fLexPosN
 	fLexNegN
 	fExclaim
-	fNoEvidence
-	numDense
+	NoEvidence
+	NumDense
 )
 
 // Dim is the length of the input vector.
-func (c FeaturizerConfig) Dim() int {
+func (c Config) Dim() int {
 	if c.Vocab != "" {
-		return base64.StdEncoding.DecodedLen(len(c.Vocab))/4 + numDense
+		return base64.StdEncoding.DecodedLen(len(c.Vocab))/4 + NumDense
 	}
-	return 1<<c.HashBits + numDense
+	return 1<<c.HashBits + NumDense
 }
 
-// columns is the number of hashed columns before the dense features.
-func (c FeaturizerConfig) columns() int { return c.Dim() - numDense }
+// Columns is the number of hashed columns before the dense features.
+func (c Config) Columns() int { return c.Dim() - NumDense }
 
 func decodeVocab(s string, bits int) ([]uint32, error) {
 	b, err := base64.StdEncoding.DecodeString(s)
@@ -95,7 +95,8 @@ func decodeVocab(s string, bits int) ([]uint32, error) {
 	return v, nil
 }
 
-func encodeVocab(v []uint32) string {
+// EncodeVocab is the Config.Vocab form of sorted buckets.
+func EncodeVocab(v []uint32) string {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], x)
@@ -103,7 +104,8 @@ func encodeVocab(v []uint32) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func (c FeaturizerConfig) validate() error {
+// Validate says which field is out of range, if one is.
+func (c Config) Validate() error {
 	if c.Version != 1 {
 		return fmt.Errorf("featurizer version %d, want 1", c.Version)
 	}
@@ -130,47 +132,30 @@ func (c FeaturizerConfig) validate() error {
 	return nil
 }
 
-// lexicon maps a lower-case word or emoticon to a valence (VADER: -4..+4).
-type lexicon map[string]float64
-
-func parseLexicon(b []byte) lexicon {
-	l := lexicon{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "\t")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err == nil {
-			l[k] = f
-		}
-	}
-	return l
-}
-
-// featurizer turns text into sparse features. It is read-only after
+// Featurizer turns text into sparse features. It is read-only after
 // construction and safe for concurrent use.
-type featurizer struct {
-	cfg   FeaturizerConfig
-	lex   lexicon
+type Featurizer struct {
+	cfg   Config
+	lex   Lexicon
 	max   int
 	vocab map[uint32]int32 // bucket -> column; nil: the bucket is the column
 	cols  int32
 }
 
-func newFeaturizer(cfg FeaturizerConfig, vader lexicon) (*featurizer, error) {
-	if err := cfg.validate(); err != nil {
+// New builds the featurizer of cfg; vader is the lexicon that Lexicon
+// "vader" names (see VADER).
+func New(cfg Config, vader Lexicon) (*Featurizer, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &featurizer{cfg: cfg, max: cfg.MaxInputBytes}
+	f := &Featurizer{cfg: cfg, max: cfg.MaxInputBytes}
 	if f.max == 0 {
 		f.max = DefaultMaxInputBytes
 	}
 	if cfg.Lexicon == "vader" {
 		f.lex = vader
 	}
-	f.cols = int32(cfg.columns())
+	f.cols = int32(cfg.Columns())
 	if cfg.Vocab != "" {
 		v, err := decodeVocab(cfg.Vocab, cfg.HashBits)
 		if err != nil {
@@ -204,9 +189,9 @@ var emojiPolarity = map[rune]string{
 	'☹': "neg", '💔': "neg", '😩': "neg", '😫': "neg", '❌': "neg", '😒': "neg",
 }
 
-// normalize truncates to the byte limit at a rune boundary, replaces invalid
+// Normalize truncates to the byte limit at a rune boundary, replaces invalid
 // UTF-8, drops control characters and lower-cases.
-func normalize(s string, limit int) string {
+func Normalize(s string, limit int) string {
 	if len(s) > limit {
 		cut := limit
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -305,10 +290,10 @@ func isNegator(w string) bool {
 	return strings.HasSuffix(w, "n't")
 }
 
-// features is a sparse input vector: strictly increasing indices.
-type features struct {
-	idx []int32
-	val []float32
+// Vector is a sparse input vector: strictly increasing indices.
+type Vector struct {
+	Idx []int32
+	Val []float32
 }
 
 // bucket hashes a token or token pair with FNV-1a.
@@ -328,7 +313,7 @@ func bucket(a, b string, bits int) uint32 {
 }
 
 // add sets the column of a hashed feature, if the model has one.
-func (f *featurizer) add(set map[int32]float32, a, b string) {
+func (f *Featurizer) add(set map[int32]float32, a, b string) {
 	k := bucket(a, b, f.cfg.HashBits)
 	if f.vocab == nil {
 		set[int32(k)] = 1
@@ -337,24 +322,10 @@ func (f *featurizer) add(set map[int32]float32, a, b string) {
 	}
 }
 
-// rawBuckets lists the distinct hash buckets of text (for building a vocab).
-func (f *featurizer) rawBuckets(text string) []uint32 {
-	g := *f
-	g.vocab = nil
-	fs := g.featurize(text)
-	var out []uint32
-	for _, k := range fs.idx {
-		if k < int32(1<<f.cfg.HashBits) {
-			out = append(out, uint32(k))
-		}
-	}
-	return out
-}
-
-// featurize returns the sparse features of text. It never fails: empty or
+// Featurize returns the sparse features of text. It never fails: empty or
 // unreadable text yields only the no-evidence feature.
-func (f *featurizer) featurize(text string) features {
-	toks := tokenize(normalize(text, f.max))
+func (f *Featurizer) Featurize(text string) Vector {
+	toks := tokenize(Normalize(text, f.max))
 	nb := f.cols
 	if f.vocab == nil {
 		nb = int32(1 << f.cfg.HashBits)
@@ -436,38 +407,38 @@ func (f *featurizer) featurize(text string) features {
 	if f.cfg.Bigrams && prev != "<s>" {
 		f.add(set, prev, "</s>")
 	}
-	out := features{idx: make([]int32, 0, len(set)+numDense), val: make([]float32, 0, len(set)+numDense)}
+	out := Vector{Idx: make([]int32, 0, len(set)+NumDense), Val: make([]float32, 0, len(set)+NumDense)}
 	for k := range set {
-		out.idx = append(out.idx, k)
+		out.Idx = append(out.Idx, k)
 	}
-	slices.Sort(out.idx)
+	slices.Sort(out.Idx)
 	hv := float32(1)
 	if f.cfg.Norm {
 		hv = float32(1 / math.Sqrt(float64(1+nwords)))
 	}
-	for range out.idx {
-		out.val = append(out.val, hv)
+	for range out.Idx {
+		out.Val = append(out.Val, hv)
 	}
-	dense := [numDense]float64{
+	dense := [NumDense]float64{
 		fLexPos: lexPos / 4, fLexNeg: lexNeg / 4, fLexPosN: min(nPos, 3) / 3, fLexNegN: min(nNeg, 3) / 3,
 		fExclaim: min(excl, 3) / 3,
 	}
 	if !evidence {
-		dense[fNoEvidence] = 1
+		dense[NoEvidence] = 1
 	}
 	for i, v := range dense {
 		if v != 0 {
-			out.idx = append(out.idx, nb+int32(i))
-			out.val = append(out.val, float32(v))
+			out.Idx = append(out.Idx, nb+int32(i))
+			out.Val = append(out.Val, float32(v))
 		}
 	}
 	return out
 }
 
-// dense writes the features into x (len Dim), which must be zero on entry.
-func (fs features) scatter(x []float32) {
-	for i, k := range fs.idx {
-		x[k] = fs.val[i]
+// Scatter writes the features into x (len Dim), which must be zero on entry.
+func (fs Vector) Scatter(x []float32) {
+	for i, k := range fs.Idx {
+		x[k] = fs.Val[i]
 	}
 }
 

@@ -1,4 +1,4 @@
-package inference
+package onnxmodel
 
 import (
 	"encoding/binary"
@@ -12,10 +12,11 @@ import (
 // fields a MatMul+Add+Softmax graph needs; field numbers follow onnx.proto3.
 
 const (
-	onnxIRVersion  = 6
-	onnxOpset      = 11
-	inputName      = "features"
-	outputName     = "scores"
+	onnxIRVersion = 6
+	onnxOpset     = 11
+	// InputName and OutputName are the graph's input and output.
+	InputName      = "features"
+	OutputName     = "scores"
 	metaFeaturizer = "nexfield.featurizer"
 )
 
@@ -81,14 +82,15 @@ func node(op, name string, in []string, out string, attrs ...*pbuf) *pbuf {
 	return n
 }
 
-// encodeONNX writes logits = features·W + B, scores = Softmax(logits, axis 1).
+// Encode writes logits = features·W + B, scores = Softmax(logits, axis 1).
 // Gemm is avoided on purpose: gorgonnx's Gemm overwrites its bias on each run.
-func encodeONNX(w []float32, b []float32, dim, classes int, meta string) []byte {
-	return encodeONNXAs(w, b, dim, classes, meta, onnxOpset, inputName, outputName)
+func Encode(w []float32, b []float32, dim, classes int, meta string) []byte {
+	return EncodeAs(w, b, dim, classes, meta, onnxOpset, InputName, OutputName)
 }
 
-// encodeONNXAs lets tests write files with another opset or other names.
-func encodeONNXAs(w []float32, b []float32, dim, classes int, meta string, opset int, inputName, outputName string) []byte {
+// EncodeAs writes the graph with another opset or other names, so the
+// loader's tests can build files it must refuse.
+func EncodeAs(w []float32, b []float32, dim, classes int, meta string, opset int, inputName, outputName string) []byte {
 	g := &pbuf{}
 	g.msg(1, node("MatMul", "matmul", []string{inputName, "W"}, "mm"))
 	g.msg(1, node("Add", "add", []string{"mm", "B"}, "logits"))

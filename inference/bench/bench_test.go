@@ -1,13 +1,15 @@
-package inference
+package bench
 
 import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/nexfield/nexfield/inference/train"
 )
 
 func TestBenchReport(t *testing.T) {
-	r, err := Bench(context.Background(), &BenchOpts{Rounds: 1})
+	r, err := Run(context.Background(), &Opts{Rounds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestBenchReport(t *testing.T) {
 	if r.Rated < 2000 {
 		t.Errorf("%d held-out rated sentences, want the whole fold 0", r.Rated)
 	}
-	for name, tw := range map[string]map[string]ThreeWay{"model": r.ModelThreeWay, "afinn": r.AFINNThreeWay, "vader": r.VADERThreeWay} {
+	for name, tw := range map[string]map[string]train.ThreeWay{"model": r.ModelThreeWay, "afinn": r.AFINNThreeWay, "vader": r.VADERThreeWay} {
 		if m := tw["all"].Macro; m < 0.4 || m > 0.9 {
 			t.Errorf("%s 3-way macro recall %.3f outside the plausible 0.4..0.9", name, m)
 		}

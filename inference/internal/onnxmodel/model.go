@@ -1,4 +1,4 @@
-package inference
+package onnxmodel
 
 import (
 	"encoding/json"
@@ -6,31 +6,34 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/nexfield/nexfield/inference/internal/features"
 )
 
-// labels in the order of the model's output columns.
-var labels = [3]string{"negative", "neutral", "positive"}
+// Labels in the order of the model's output columns.
+var Labels = [3]string{"negative", "neutral", "positive"}
 
 // ErrBadModel wraps every reason a model file is rejected.
 var ErrBadModel = errors.New("inference: bad model")
 
-// MaxModelBytes bounds what the loader reads; the default model is ~100 KB.
+// MaxModelBytes bounds what the loader reads; the default model is ~140 KB.
 const MaxModelBytes = 64 << 20
 
-// model is a validated linear model: the ONNX bytes for onnx-go and the same
-// weights for the plain-Go scorer.
-type model struct {
-	raw  []byte
-	cfg  FeaturizerConfig
-	dim  int
-	w    []float32 // dim×3, row-major, as in the ONNX initializer
-	b    [3]float32
-	feat *featurizer
+// Model is a validated linear model: the ONNX bytes for onnx-go and the same
+// weights for the plain-Go scorer. It is read-only after Parse.
+type Model struct {
+	Raw    []byte
+	Config features.Config
+	Dim    int
+	W      []float32 // Dim×3, row-major, as in the ONNX initializer
+	B      [3]float32
+	feat   *features.Featurizer
 }
 
-// parseModel checks everything onnx-go does not: opset, graph shape, names,
+// Parse checks everything onnx-go does not: opset, graph shape, names,
 // operators and the featurizer config, so a wrong file fails with a reason.
-func parseModel(raw []byte, vader lexicon) (*model, error) {
+// vader is the lexicon a config with Lexicon "vader" uses.
+func Parse(raw []byte, vader features.Lexicon) (*Model, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrBadModel}, a...)...)
 	}
@@ -51,30 +54,30 @@ func parseModel(raw []byte, vader lexicon) (*model, error) {
 	if !ok {
 		return nil, bad("no featurizer config (metadata key %q)", metaFeaturizer)
 	}
-	var cfg FeaturizerConfig
+	var cfg features.Config
 	if err := json.Unmarshal([]byte(metaJSON), &cfg); err != nil {
 		return nil, bad("featurizer config: %v", err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, bad("featurizer config: %v", err)
 	}
 	dim := cfg.Dim()
 	if len(info.inputs) != 1 {
-		return nil, bad("%d graph inputs, want 1 (%q)", len(info.inputs), inputName)
+		return nil, bad("%d graph inputs, want 1 (%q)", len(info.inputs), InputName)
 	}
-	in, ok := info.inputs[inputName]
+	in, ok := info.inputs[InputName]
 	if !ok {
-		return nil, bad("graph input is not named %q", inputName)
+		return nil, bad("graph input is not named %q", InputName)
 	}
 	if !slices.Equal(in, []int64{1, int64(dim)}) {
-		return nil, bad("input %q has shape %v, want [1 %d] for this featurizer config", inputName, in, dim)
+		return nil, bad("input %q has shape %v, want [1 %d] for this featurizer config", InputName, in, dim)
 	}
-	out, ok := info.outputs[outputName]
+	out, ok := info.outputs[OutputName]
 	if !ok || len(info.outputs) != 1 {
-		return nil, bad("want exactly one output named %q", outputName)
+		return nil, bad("want exactly one output named %q", OutputName)
 	}
 	if !slices.Equal(out, []int64{1, 3}) {
-		return nil, bad("output %q has shape %v, want [1 3] (negative, neutral, positive)", outputName, out)
+		return nil, bad("output %q has shape %v, want [1 3] (negative, neutral, positive)", OutputName, out)
 	}
 	if !slices.Equal(info.ops, []string{"MatMul", "Add", "Softmax"}) {
 		return nil, bad("operators %v, want [MatMul Add Softmax] (Gemm is not accepted: the runtime's Gemm corrupts its bias)", info.ops)
@@ -95,28 +98,32 @@ func parseModel(raw []byte, vader lexicon) (*model, error) {
 			return nil, bad("weights contain NaN or Inf")
 		}
 	}
-	feat, err := newFeaturizer(cfg, vader)
+	feat, err := features.New(cfg, vader)
 	if err != nil {
 		return nil, bad("featurizer: %v", err)
 	}
-	m := &model{raw: raw, cfg: cfg, dim: dim, w: w.data, feat: feat}
-	copy(m.b[:], b.data)
+	m := &Model{Raw: raw, Config: cfg, Dim: dim, W: w.data, feat: feat}
+	copy(m.B[:], b.data)
 	return m, nil
 }
 
-// scoreGo is the plain-Go forward pass: the oracle for onnx-go and the
+// Featurize is the model's input vector for text, with the featurizer the
+// model file names.
+func (m *Model) Featurize(text string) features.Vector { return m.feat.Featurize(text) }
+
+// ScoreGo is the plain-Go forward pass: the oracle for onnx-go and the
 // fallback backend. Sparse input makes it a few dozen multiply-adds.
-func (m *model) scoreGo(fs features) [3]float64 {
+func (m *Model) ScoreGo(fs features.Vector) [3]float64 {
 	var l [3]float32
-	for i, k := range fs.idx {
-		v := fs.val[i]
-		row := m.w[int(k)*3 : int(k)*3+3]
+	for i, k := range fs.Idx {
+		v := fs.Val[i]
+		row := m.W[int(k)*3 : int(k)*3+3]
 		l[0] += v * row[0]
 		l[1] += v * row[1]
 		l[2] += v * row[2]
 	}
 	for j := range l {
-		l[j] += m.b[j]
+		l[j] += m.B[j]
 	}
 	return softmax(l)
 }
@@ -135,17 +142,8 @@ func softmax(l [3]float32) [3]float64 {
 	return p
 }
 
-// Result is one classification. Its fields match exchange.Sentiment one for
-// one, so the peer converts it without copying; keep them so.
-type Result struct {
-	// Label is "positive", "neutral" or "negative".
-	Label string
-	// Scores holds the probability of each label; they sum to 1.
-	Scores map[string]float64
-}
-
-// argmax is the output column of the label; ties go to the lower column.
-func argmax(p [3]float64) int {
+// Argmax is the output column of the label; ties go to the lower column.
+func Argmax(p [3]float64) int {
 	best := 0
 	for j := 1; j < 3; j++ {
 		if p[j] > p[best] {
@@ -153,11 +151,4 @@ func argmax(p [3]float64) int {
 		}
 	}
 	return best
-}
-
-func resultOf(p [3]float64) Result {
-	best := argmax(p)
-	return Result{Label: labels[best], Scores: map[string]float64{
-		labels[0]: p[0], labels[1]: p[1], labels[2]: p[2],
-	}}
 }
