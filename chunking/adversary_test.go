@@ -2,7 +2,6 @@ package chunking
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -210,5 +209,5 @@ func TestCounterResync(t *testing.T) {
 	store.Save(Counters{Tx: map[Addr]uint32{2: 1001}})
 	n := newVnet(t, 0, 1)
 	a, b := n.add(1, &EngineOpts{Store: store}), n.add(2, nil)
-	exchange(t, n, a, b, []byte(fmt.Sprint("after a gap")))
+	exchange(t, n, a, b, []byte("after a gap"))
 }

@@ -35,7 +35,6 @@ type vnode struct {
 	txEnd   time.Time
 	txing   bool
 	backoff time.Time
-	rxFrom  time.Time // when the frame currently being heard started
 	events  []Event
 	// onRequest answers requests (nil: echo).
 	onRequest func(ev Event) ([]byte, bool)

@@ -41,13 +41,6 @@ func Summarize(s Scheme, cfg Config, size, runs int) Summary {
 	})
 }
 
-// SummarizeExchange runs runs request/answer exchanges.
-func SummarizeExchange(s Scheme, cfg Config, req, reply, runs int) Summary {
-	return summarize(s, cfg, req+reply, runs, func(c Config, i int) Result {
-		return Exchange(s, c, message(req, c.Seed), message(reply, c.Seed+1))
-	})
-}
-
 func summarize(s Scheme, cfg Config, size, runs int, run func(Config, int) Result) Summary {
 	sum := Summary{Scheme: s.Name(), Size: size, Channel: cfg.Channel.String(), Runs: runs}
 	var elapsed time.Duration

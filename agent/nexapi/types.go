@@ -1,9 +1,6 @@
 package nexapi
 
-import (
-	"encoding/json"
-	"fmt"
-)
+import "encoding/json"
 
 // Lifecycles a workload can have.
 const (
@@ -389,16 +386,4 @@ type AgentStoppedEvent struct {
 	Name      string `json:"name"`
 	Reason    string `json:"reason"`
 	Timestamp string `json:"timestamp"`
-}
-
-// Decode unmarshals an inbound body into v with a package-prefixed error;
-// an empty body is an error rather than a zero value.
-func Decode(data []byte, v any) error {
-	if len(data) == 0 {
-		return fmt.Errorf("nexapi: empty body")
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("nexapi: decode %T: %w", v, err)
-	}
-	return nil
 }

@@ -718,7 +718,7 @@ func (n *Node) scatter(ctx context.Context, subject string, body []byte, stopEar
 func (n *Node) Undeploy(ctx context.Context, namespace, workloadID string) (nexapi.StopWorkloadResponse, error) {
 	body, _ := json.Marshal(nexapi.StopWorkloadRequest{Namespace: namespace})
 	var won *nexapi.StopWorkloadResponse
-	msgs, err := n.scatter(ctx, nexapi.StopWorkloadSubject(n.id, workloadID), body, func(m *nats.Msg) bool {
+	_, err := n.scatter(ctx, nexapi.StopWorkloadSubject(n.id, workloadID), body, func(m *nats.Msg) bool {
 		var r nexapi.StopWorkloadResponse
 		if json.Unmarshal(m.Data, &r) == nil && r.Stopped {
 			won = &r
@@ -729,7 +729,6 @@ func (n *Node) Undeploy(ctx context.Context, namespace, workloadID string) (nexa
 	if err != nil {
 		return nexapi.StopWorkloadResponse{}, fmt.Errorf("nodesim: stop workload: %w", err)
 	}
-	_ = msgs
 	if won == nil {
 		return nexapi.StopWorkloadResponse{ID: workloadID, Message: nexapi.ErrTextWorkloadNotFound}, nil
 	}

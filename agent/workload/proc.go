@@ -29,10 +29,9 @@ type proc struct {
 	code int           // exit code, -1 when unknown (adopted) ; 128+n for signal n
 	why  string        // "exit status 3", "killed by signal 9", ...
 
-	waiter  pidWaiter
-	outs    []*os.File // named pipes, read by pump
-	pumps   sync.WaitGroup
-	waitErr error
+	waiter pidWaiter
+	outs   []*os.File // named pipes, read by pump
+	pumps  sync.WaitGroup
 
 	// Output files, read by one tail goroutine (startTails, stopTails).
 	tailQuit, tailDone chan struct{}

@@ -117,7 +117,7 @@ func daemonRunners() map[string]func(ctx context.Context, e env, args []string) 
 
 // startDaemon runs a daemon with args and returns what it returned and how
 // long it took; a daemon that does not return within 5 s fails the test.
-func startDaemon(t *testing.T, name string, args ...string) (error, time.Duration) {
+func startDaemon(t *testing.T, name string, args ...string) (time.Duration, error) {
 	t.Helper()
 	if name == "send" {
 		args = append(args, "copy that")
@@ -132,7 +132,7 @@ func startDaemon(t *testing.T, name string, args ...string) (error, time.Duratio
 	if ctx.Err() != nil {
 		t.Fatalf("%s %q still running after 5 s (err %v); logs:\n%s", name, args, err, stderr.String())
 	}
-	return err, took
+	return took, err
 }
 
 // TestBadValues takes each value that can never work through all three
@@ -234,7 +234,7 @@ func TestBadValues(t *testing.T) {
 				t.Run(d, func(t *testing.T) {
 					path := filepath.Join(t.TempDir(), "nexfield.yaml")
 					os.WriteFile(path, []byte(config(d)), 0o644)
-					err, took := startDaemon(t, d, "--config", path)
+					took, err := startDaemon(t, d, "--config", path)
 					if got := exitStatus(err); got != 78 {
 						t.Fatalf("exit %d (%v), want 78", got, err)
 					}
@@ -281,7 +281,7 @@ func TestDaemonConfigSources(t *testing.T) {
 			if !slices.Contains(args, "--config") {
 				args = append(args, "--config", empty)
 			}
-			err, took := startDaemon(t, "peer", args...)
+			took, err := startDaemon(t, "peer", args...)
 			if got := exitStatus(err); got != 78 || took > 500*time.Millisecond {
 				t.Fatalf("exit %d after %v (%v), want 78 at once", got, took, err)
 			}
@@ -305,7 +305,7 @@ func TestPeerMissingKeyExits(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.yaml")
 	os.WriteFile(empty, nil, 0o644)
-	err, took := startDaemon(t, "peer", "--config", empty, "--driver", "sim", "--hub", hub.Addr(),
+	took, err := startDaemon(t, "peer", "--config", empty, "--driver", "sim", "--hub", hub.Addr(),
 		"--psk-file", filepath.Join(dir, "link.key"), "--state-dir", dir)
 	if got := exitStatus(err); got != 78 || took > 500*time.Millisecond {
 		t.Fatalf("exit %d after %v (%v), want 78 at once", got, took, err)
@@ -328,7 +328,7 @@ func TestPeerModuleRefusesExits(t *testing.T) {
 	key := writeKey(t, dir, testKey, 0o600)
 	empty := filepath.Join(dir, "empty.yaml")
 	os.WriteFile(empty, nil, 0o644)
-	err, took := startDaemon(t, "peer", "--config", empty, "--port", m.Path(), "--sf", "10", "--psk-file", key, "--state-dir", dir)
+	took, err := startDaemon(t, "peer", "--config", empty, "--port", m.Path(), "--sf", "10", "--psk-file", key, "--state-dir", dir)
 	if got := exitStatus(err); got != 78 || !errors.Is(err, rylr.ErrInvalidOpts) {
 		t.Fatalf("exit %d (%v), want 78 for rylr.ErrInvalidOpts", got, err)
 	}

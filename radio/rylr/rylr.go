@@ -176,7 +176,11 @@ var errRebooted = errors.New("rylr: module rebooted during the command")
 // errNoAnswer is returned by a command the module did not answer in time.
 var errNoAnswer = errors.New("rylr: no answer")
 
-// Open opens the serial device at path and calls New; the Dev owns the port.
+// Open opens the serial device at path, probes the module on it (AT,
+// AT+VER?, AT+UID?), checks opts against what the model supports, writes
+// the settings that differ, and starts receiving. It fails within about
+// 1.5 s wrapping radio.ErrNoDevice when nothing (or only garbage) answers.
+// The Dev owns the port: Close closes it.
 func Open(ctx context.Context, path string, opts *Opts) (*Dev, error) {
 	var o Opts
 	if opts != nil {
@@ -197,15 +201,7 @@ func Open(ctx context.Context, path string, opts *Opts) (*Dev, error) {
 	return d, nil
 }
 
-// New probes the module on port (AT, AT+VER?, AT+UID?), checks opts against
-// what the model supports, writes the settings that differ, and starts
-// receiving. It fails within about 1.5 s wrapping radio.ErrNoDevice when
-// nothing (or only garbage) answers. The Dev owns port from then on: Close
-// closes it. On error port is left open for the caller.
-func New(ctx context.Context, port serialport.Port, opts *Opts) (*Dev, error) {
-	return newDev(ctx, port, "", opts)
-}
-
+// newDev is Open on a port already open; on error the caller closes port.
 func newDev(ctx context.Context, port serialport.Port, path string, opts *Opts) (*Dev, error) {
 	var o Opts
 	if opts != nil {
@@ -261,7 +257,7 @@ func newDev(ctx context.Context, port serialport.Port, path string, opts *Opts) 
 	d.wg.Add(1)
 	go d.readLoop()
 	if err := d.start(ctx); err != nil {
-		d.stop()
+		_ = d.stop() // the failed start is the error worth reporting
 		return nil, err
 	}
 	d.wg.Add(1)
@@ -717,30 +713,31 @@ func (d *Dev) String() string { return "rylr{" + d.model.String() + " " + d.o.Na
 // Halt stops the driver and releases the port, like Close.
 func (d *Dev) Halt() error { return d.Close() }
 
-// Close stops the reader, closes the serial port and unblocks pending calls.
+// Close stops the reader, closes the serial port (returning its error) and
+// unblocks pending calls. Only the first call closes; later ones return nil.
 func (d *Dev) Close() error {
-	if !d.stop() {
-		return nil
+	if err := d.stop(); err != nil {
+		return fmt.Errorf("rylr: close %s: %w", d.o.Name, err)
 	}
 	return nil
 }
 
-// stop closes the port and joins the goroutines; it reports whether this
-// call did it.
-func (d *Dev) stop() bool {
+// stop closes the port and joins the goroutines; only the first call does
+// anything, and it returns the port's close error.
+func (d *Dev) stop() error {
 	d.closeMu.Lock()
 	if d.closed {
 		d.closeMu.Unlock()
-		return false
+		return nil
 	}
 	d.closed = true
 	close(d.done)
 	d.closeMu.Unlock()
 	d.portMu.Lock()
-	d.port.Close()
+	err := d.port.Close()
 	d.portMu.Unlock()
 	d.wg.Wait()
-	return true
+	return err
 }
 
 func (d *Dev) getPort() serialport.Port {

@@ -304,7 +304,7 @@ func bucket(a, b string, bits int) uint32 {
 		h = (h ^ uint32(a[i])) * prime
 	}
 	if b != "" {
-		h = (h ^ 0) * prime
+		h *= prime // FNV-1a of a 0 separator byte (h ^ 0 is h)
 		for i := 0; i < len(b); i++ {
 			h = (h ^ uint32(b[i])) * prime
 		}
