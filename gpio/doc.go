@@ -1,6 +1,7 @@
 // Package gpio opens the Raspberry Pi pins nexfield uses (radio RESET and
 // DIO0 lines, the status LED) by name through periph.io's registry, and
-// drives a status LED from link and agent events.
+// drives a status LED (ready, fault, link activity) for the relay and the
+// peer (`--led PIN`).
 //
 // On current Raspberry Pi OS kernels periph.io reaches the pins through the
 // GPIO character device (/dev/gpiochip*, its ioctl-gpio driver); on a Pi 5

@@ -14,7 +14,6 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/nexfield/nexfield/gpio"
-	"github.com/nexfield/nexfield/radio"
 )
 
 func TestOpenByName(t *testing.T) {
@@ -167,24 +166,41 @@ func TestLEDActivity(t *testing.T) {
 	})
 }
 
-func TestActivityRadio(t *testing.T) {
+func TestLEDFollow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		led, _, cancel, done := run(t, nil)
 		defer func() { cancel(); <-done }()
 		led.Set(gpio.Registered)
-		r := gpio.ActivityRadio{Radio: &loop{ch: make(chan []byte, 1)}, LED: led}
-		if err := r.Send(context.Background(), []byte("x")); err != nil {
-			t.Fatal(err)
+		var mu sync.Mutex
+		var sent, recv uint64
+		counts := func() (uint64, uint64) { mu.Lock(); defer mu.Unlock(); return sent, recv }
+		fctx, stop := context.WithCancel(context.Background())
+		followed := make(chan struct{})
+		go func() { led.Follow(fctx, counts, 0); close(followed) }()
+		defer func() { stop(); <-followed }()
+
+		time.Sleep(time.Second)
+		if s := led.State(); s != gpio.Registered {
+			t.Fatalf("no traffic: %v, want registered", s)
 		}
-		if led.State() != gpio.Transmitting {
-			t.Fatalf("after Send: %v", led.State())
+		mu.Lock()
+		sent++
+		mu.Unlock()
+		time.Sleep(60 * time.Millisecond) // one poll
+		if s := led.State(); s != gpio.Transmitting {
+			t.Fatalf("after a frame sent: %v, want transmitting", s)
 		}
 		time.Sleep(time.Second)
-		if _, err := r.Receive(context.Background()); err != nil {
-			t.Fatal(err)
+		mu.Lock()
+		recv += 3
+		mu.Unlock()
+		time.Sleep(60 * time.Millisecond)
+		if s := led.State(); s != gpio.Receiving {
+			t.Fatalf("after frames received: %v, want receiving", s)
 		}
-		if led.State() != gpio.Receiving {
-			t.Fatalf("after Receive: %v", led.State())
+		time.Sleep(time.Second)
+		if s := led.State(); s != gpio.Registered {
+			t.Fatalf("after the hold: %v, want registered", s)
 		}
 	})
 }
@@ -201,10 +217,7 @@ func TestNilLEDIsInert(t *testing.T) {
 	if err := led.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := gpio.ActivityRadio{Radio: &loop{ch: make(chan []byte, 1)}}
-	if err := r.Send(context.Background(), []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	led.Follow(ctx, func() (uint64, uint64) { return 1, 1 }, 0) // returns at once
 }
 
 func TestNewLEDNeedsPin(t *testing.T) {
@@ -215,12 +228,3 @@ func TestNewLEDNeedsPin(t *testing.T) {
 		t.Fatal("INVALID pin accepted")
 	}
 }
-
-type loop struct{ ch chan []byte }
-
-func (l *loop) Send(ctx context.Context, p []byte) error { l.ch <- p; return nil }
-func (l *loop) Receive(ctx context.Context) (radio.Frame, error) {
-	return radio.Frame{Payload: <-l.ch}, nil
-}
-func (l *loop) MTU() int     { return 255 }
-func (l *loop) Close() error { return nil }

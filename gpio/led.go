@@ -258,3 +258,36 @@ func (l *LED) Halt() error {
 	}
 	return l.out(false)
 }
+
+// Follow shows link activity on the LED: every poll (0: 50 ms) it reads
+// counts, the frames sent and received so far, and shows Transmitting or
+// Receiving when they grew. It returns when ctx ends. Reading counters
+// instead of wrapping the radio leaves the radio's optional interfaces
+// (airtime, carrier sense) visible to the link that uses them.
+func (l *LED) Follow(ctx context.Context, counts func() (sent, received uint64), poll time.Duration) {
+	if l == nil {
+		return
+	}
+	if poll <= 0 {
+		poll = 50 * time.Millisecond
+	}
+	t := l.clk.NewTimer(poll)
+	defer t.Stop()
+	sent, recv := counts()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		t.Reset(poll)
+		s, r := counts()
+		if s != sent {
+			l.Event(Transmitting)
+		}
+		if r != recv {
+			l.Event(Receiving)
+		}
+		sent, recv = s, r
+	}
+}
