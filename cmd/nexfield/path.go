@@ -2,19 +2,21 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
+	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/demo"
 	"github.com/nexfield/nexfield/exchange"
@@ -68,13 +70,9 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	opts, err := workloadNATSOptions(c.creds)
+	nc, err := connectRelay(c.server, c.creds, c.name, os.Getenv)
 	if err != nil {
 		return err
-	}
-	nc, err := nats.Connect(c.server, append(opts, nats.Name(c.name), nats.MaxReconnects(-1))...)
-	if err != nil {
-		return fmt.Errorf("relay: connect %s: %w", c.server, err)
 	}
 	defer nc.Close()
 	st, err := openStation(ctx, c.radio, c.link, "relay", log)
@@ -156,26 +154,61 @@ func lingerQuiet(r radio.Radio, turnaround time.Duration) time.Duration {
 	return max(q, time.Second)
 }
 
-// workloadNATSOptions returns the credentials a workload got from the agent
-// (NEX_WORKLOAD_NATS_B64_JWT and NEX_WORKLOAD_NATS_NKEY), or a creds file.
-func workloadNATSOptions(creds string) ([]nats.Option, error) {
+// workloadNATSOptions returns the relay's NATS credentials and a phrase
+// naming them for errors: the --creds file if given, else what the agent
+// put in the workload environment (read through getenv), with the Nex
+// connection rule nexapi.WorkloadNATS.Auth applies.
+func workloadNATSOptions(creds string, getenv func(string) string) ([]nats.Option, string, error) {
 	if creds != "" {
-		return []nats.Option{nats.UserCredentials(creds)}, nil
+		return []nats.Option{nats.UserCredentials(creds)}, "creds file " + creds, nil
 	}
-	b64, seed := os.Getenv("NEX_WORKLOAD_NATS_B64_JWT"), os.Getenv("NEX_WORKLOAD_NATS_NKEY")
-	if b64 == "" {
-		return nil, nil
-	}
-	jwt, err := base64.StdEncoding.DecodeString(b64)
+	w, err := nexapi.ParseWorkloadEnv(getenv)
 	if err != nil {
-		if jwt, err = base64.RawURLEncoding.DecodeString(b64); err != nil {
-			return nil, fmt.Errorf("relay: NEX_WORKLOAD_NATS_B64_JWT is not base64: %w", err)
+		return nil, "", fmt.Errorf("relay: %w", err)
+	}
+	switch w.Auth() {
+	case nexapi.AuthJWT:
+		return []nats.Option{nats.UserJWTAndSeed(w.JWT, w.Seed)}, w.Source(), nil
+	case nexapi.AuthNkey:
+		kp, err := nkeys.FromSeed([]byte(w.Seed))
+		if err != nil {
+			return nil, "", fmt.Errorf("relay: %s: %w", nexapi.EnvNATSNkey, err)
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return nil, "", fmt.Errorf("relay: %s: %w", nexapi.EnvNATSNkey, err)
+		}
+		return []nats.Option{nats.Nkey(pub, kp.Sign)}, w.Source() + " (" + pub + ")", nil
+	case nexapi.AuthBasic:
+		return []nats.Option{nats.UserInfo(w.User, w.Password)}, w.Source(), nil
+	}
+	return nil, w.Source(), nil
+}
+
+// connectRelay dials the relay's connection. A refused connection names
+// the credentials that were tried, so the error points at what to fix.
+func connectRelay(server, creds, name string, getenv func(string) string) (*nats.Conn, error) {
+	opts, source, err := workloadNATSOptions(creds, getenv)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(server, append(opts, nats.Name(name), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("relay: connect %s with %s: %w", redactURLs(server), source, err)
+	}
+	return nc, nil
+}
+
+// redactURLs hides the token or user and password a server URL may carry.
+func redactURLs(servers string) string {
+	parts := strings.Split(servers, ",")
+	for i, s := range parts {
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
 		}
 	}
-	if !strings.HasPrefix(seed, "SU") {
-		return nil, errors.New("relay: NEX_WORKLOAD_NATS_B64_JWT is set but NEX_WORKLOAD_NATS_NKEY holds no user seed")
-	}
-	return []nats.Option{nats.UserJWTAndSeed(string(jwt), seed)}, nil
+	return strings.Join(parts, ",")
 }
 
 func parsePeers(s string) ([]relay.Peer, error) {
