@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -82,23 +83,29 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	defer st.Close()
 	link := st.link
 	rl, err := relay.New(nc, relay.OverLink(link), &relay.Opts{
-		Name: c.name, Version: semver(), Subject: c.subject, Address: uint8(c.link.address), Peers: peers,
+		Name: c.name, Version: semver(version), Subject: c.subject, Address: uint8(c.link.address), Peers: peers,
 		DefaultPeer: c.defaultPeer, QueueDepth: c.queue, Timeout: c.timeout, MaxMessage: c.maxMessage,
 		Logger: log.With("component", "relay"),
 	})
 	if err != nil {
 		return err
 	}
-	err = rl.Run(ctx)
-	// Let the last reply's acknowledgement leave before the radio closes,
-	// and stay to repeat it to a peer that missed it. The whole stop must
-	// fit the agent's SIGTERM-to-SIGKILL grace (5 s).
-	fctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
-	defer cancel()
-	if ferr := linger(fctx, link, lingerQuiet(st.radio, c.link.turnaround)); ferr != nil {
-		log.Warn("link not flushed before exit", "err", ferr)
+	run := func(ctx context.Context) error {
+		err := rl.Run(ctx)
+		// Let the last reply's acknowledgement leave before the radio
+		// closes, and stay to repeat it to a peer that missed it. The
+		// whole stop must fit the agent's SIGTERM-to-SIGKILL grace (5 s).
+		fctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+		defer cancel()
+		if ferr := linger(fctx, link, lingerQuiet(st.radio, c.link.turnaround)); ferr != nil {
+			log.Warn("link not flushed before exit", "err", ferr)
+		}
+		return err
 	}
-	return err
+	// Each wait of the relay (NATS reconnecting, an exchange on the air)
+	// has its own bound and a restart would not shorten it, so the watchdog
+	// only asks that the process is alive.
+	return runUnderSystemd(ctx, log, run, rl.Ready(), rl.Status, func() error { return nil })
 }
 
 // flushStatser is the part of a chunking.Link that linger uses.
@@ -234,13 +241,48 @@ func parsePeers(s string) ([]relay.Peer, error) {
 	return out, nil
 }
 
-// semver is the build version as a micro service accepts it.
-func semver() string {
-	v := strings.TrimPrefix(version, "v")
-	if _, _, ok := strings.Cut(v, "."); !ok {
+// describeRE parses `git describe --tags --always --dirty` past a tag:
+// v1.2.3[-pre][-N-gHASH][-dirty]. The prerelease is matched lazily, so
+// the commit distance git adds is not taken for one.
+var describeRE = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+?)??)(?:-(\d+)-(g[0-9a-f]+))?(-dirty)?$`)
+
+// semver turns the build's version stamp (git describe, see the Makefile)
+// into the SemVer a micro service must carry, keeping what it says. What
+// git adds past a tag becomes build metadata, which leaves the release's
+// precedence alone (a prerelease would rank the build before its tag):
+// v1.2.3 is 1.2.3, v1.2.3-4-gabc1234-dirty is 1.2.3+4.gabc1234.dirty. An
+// untagged build (abc1234, dev) is 0.0.0+abc1234.
+func semver(v string) string {
+	if m := describeRE.FindStringSubmatch(v); m != nil {
+		var build []string
+		if m[2] != "" {
+			build = append(build, m[2], m[3])
+		}
+		if m[4] != "" {
+			build = append(build, "dirty")
+		}
+		if len(build) == 0 {
+			return m[1]
+		}
+		return m[1] + "+" + strings.Join(build, ".")
+	}
+	// Build metadata is dot-separated [0-9A-Za-z-]+ identifiers.
+	var ids []string
+	for _, id := range strings.Split(v, ".") {
+		id = strings.Map(func(r rune) rune {
+			if r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' {
+				return r
+			}
+			return '-'
+		}, id)
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
 		return "0.0.0"
 	}
-	return v
+	return "0.0.0+" + strings.Join(ids, ".")
 }
 
 func runDemo(ctx context.Context, e env, args []string) error {

@@ -1,16 +1,139 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nkeys"
 
 	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/internal/natstest"
+	"github.com/nexfield/nexfield/radio/lora"
+	"github.com/nexfield/nexfield/radio/sim"
+	"github.com/nexfield/nexfield/relay"
 )
+
+// TestRelayTellsSystemdOnceServing runs "nexfield relay" on the simulated
+// channel against an embedded server with NOTIFY_SOCKET set: READY=1 comes
+// once the relay serves (a request sent the moment it arrives is answered,
+// here with 404 for a peer nobody configured), the service carries the
+// build's version, and STOPPING=1 ends it.
+func TestRelayTellsSystemdOnceServing(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	read := func(timeout time.Duration) string {
+		conn.SetReadDeadline(time.Now().Add(timeout))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hub, err := sim.ListenHub(ctx, "127.0.0.1:0", &sim.HubOpts{Opts: sim.Opts{Params: lora.Params{SpreadingFactor: 7, BandwidthHz: 125000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	s := natstest.RunServer(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "link.key")
+	if err := os.WriteFile(key, []byte(testKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- dispatch(ctx, env{stdout: io.Discard, stderr: io.Discard}, []string{"relay",
+			"--driver", "sim", "--hub", hub.Addr(), "--server", s.ClientURL(), "--psk-file", key,
+			"--state-dir", dir, "--peers", "north=2"})
+	}()
+	var first string
+	for deadline := time.Now().Add(10 * time.Second); first == "" && time.Now().Before(deadline); {
+		select {
+		case err := <-done:
+			t.Fatalf("relay ended before it was ready: %v", err)
+		default:
+		}
+		first = read(100 * time.Millisecond)
+	}
+	if first != "READY=1\nSTATUS=serving field.> for peers [north=2]: 0 answered, 0 errors, 0 queued" {
+		t.Fatalf("first message %q, want READY with the relay's status", first)
+	}
+	client := natstest.Connect(t, s)
+	resp, err := client.Request("field.sentiment.south", []byte("anyone?"), 5*time.Second)
+	if err != nil {
+		t.Fatalf("request right after READY: %v", err)
+	}
+	if c := resp.Header.Get(micro.ErrorCodeHeader); c != "404" {
+		t.Errorf("unknown peer: code %q, want 404", c)
+	}
+	resp, err = client.Request("$SRV.INFO.nexfield-relay", nil, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(resp.Data, &info); err != nil || info.Version != semver(version) {
+		t.Errorf("service version %q (%v), want %q", info.Version, err, semver(version))
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	stopping := false
+	for m := read(time.Second); m != ""; m = read(200 * time.Millisecond) {
+		stopping = stopping || strings.HasPrefix(m, "STOPPING=1")
+	}
+	if !stopping {
+		t.Error("no STOPPING=1 on the way out")
+	}
+}
+
+// TestSemver turns build stamps into versions the relay (and micro) take.
+func TestSemver(t *testing.T) {
+	for _, tc := range []struct{ stamp, want string }{
+		{"v1.2.3", "1.2.3"},
+		{"1.2.3", "1.2.3"},
+		{"v1.2.3-4-g1a2b3c4", "1.2.3+4.g1a2b3c4"},
+		{"v1.2.3-4-g1a2b3c4-dirty", "1.2.3+4.g1a2b3c4.dirty"},
+		{"v1.2.3-dirty", "1.2.3+dirty"},
+		{"v1.2.3-rc.1", "1.2.3-rc.1"},
+		{"v1.2.3-rc.1-2-g0abc123", "1.2.3-rc.1+2.g0abc123"},
+		{"454a088", "0.0.0+454a088"},
+		{"0454a08-dirty", "0.0.0+0454a08-dirty"},
+		{"dev", "0.0.0+dev"},
+		{"", "0.0.0"},
+		{"v1.2", "0.0.0+v1.2"},
+		{"weird/branch name", "0.0.0+weird-branch-name"},
+	} {
+		got := semver(tc.stamp)
+		if got != tc.want {
+			t.Errorf("semver(%q) = %q, want %q", tc.stamp, got, tc.want)
+		}
+		if _, err := relay.New(&nats.Conn{}, relay.OverLink(nil), &relay.Opts{Version: got}); err != nil {
+			t.Errorf("semver(%q) = %q: the relay refuses it: %v", tc.stamp, got, err)
+		}
+	}
+}
 
 // TestRelayConnectsWithWorkloadCredentials runs one embedded server per
 // credential shape the agent can hand a workload, each requiring that shape
