@@ -371,7 +371,8 @@ func (r *Relay) handle(req micro.Request) {
 	}
 }
 
-// admit queues the request and returns its job, or returns why not.
+// admit queues the request (or, once another instance has taken the
+// queue, hands it over too) and returns its job, or returns why not.
 func (r *Relay) admit(req micro.Request, arrived time.Time) (j *job, code, desc string) {
 	kind, name, ok := r.route(req.Subject())
 	if !ok {
