@@ -53,7 +53,7 @@ func benchmarkRequestOverhead(b *testing.B, size int, turnaround time.Duration) 
 	}
 	go r.Run(ctx)
 	client := natstest.Connect(b, s)
-	waitInstances(b, client, 1)
+	waitReady(b, r)
 	text := []byte(strings.Repeat("x", size))
 	var overhead, airtime time.Duration
 	b.ReportAllocs()

@@ -1,10 +1,9 @@
 package relay
 
 import (
+	"context"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/radio/sim"
@@ -33,33 +32,39 @@ func airLink(tb testing.TB, air *sim.Air, name string, addr chunking.Addr, opts 
 	return l
 }
 
-// waitInstances polls service discovery until n instances of the relay
-// service answer.
-func waitInstances(tb testing.TB, nc *nats.Conn, n int) {
+// eventually polls f until it holds, failing the test after total.
+func eventually(tb testing.TB, total time.Duration, what string, f func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		inbox := nc.NewRespInbox()
-		sub, err := nc.SubscribeSync(inbox)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := nc.PublishRequest("$SRV.PING.nexfield-relay", inbox, nil); err != nil {
-			tb.Fatal(err)
-		}
-		got := 0
-		for got < n {
-			if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
-				break
-			}
-			got++
-		}
-		sub.Unsubscribe()
-		if got >= n {
-			return
-		}
+	deadline := time.Now().Add(total)
+	for !f() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("%d relay instances answer, want %d", got, n)
+			tb.Fatalf("%s: not within %s", what, total)
 		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runRelay runs r until the test ends and returns once it serves.
+func runRelay(tb testing.TB, r *Relay) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("run: %v", err)
+		}
+	})
+	waitReady(tb, r)
+}
+
+// waitReady waits for r to serve.
+func waitReady(tb testing.TB, r *Relay) {
+	tb.Helper()
+	select {
+	case <-r.Ready():
+	case <-time.After(10 * time.Second):
+		tb.Fatal("relay not ready within 10s")
 	}
 }

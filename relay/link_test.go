@@ -66,7 +66,7 @@ func TestOverSimulatedAir(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	client := natstest.Connect(t, s)
-	waitInstances(t, client, 1)
+	waitReady(t, r)
 
 	resp, err := client.Request("field.sentiment.north", []byte("Rethink Con is great"), 20*time.Second)
 	if err != nil {

@@ -25,6 +25,7 @@ type directLink struct {
 	mu      sync.Mutex
 	order   []string // peers in the order exchanges started
 	gate    chan struct{}
+	delay   time.Duration // each exchange's time on the air
 	handler func(to Peer, req []byte) ([]byte, error)
 }
 
@@ -39,8 +40,9 @@ func (d *directLink) Exchange(ctx context.Context, to Peer, payload []byte) (Res
 			return Result{}, ctx.Err()
 		}
 	}
+	time.Sleep(d.delay)
 	reply, err := d.handler(to, payload)
-	return Result{Reply: reply, RSSI: -80, SNR: 7.5, Airtime: 123 * time.Millisecond, Frames: 2}, err
+	return Result{Reply: reply, RSSI: -80, SNR: 7.5, Airtime: 123 * time.Millisecond, Frames: 2, Retries: 1}, err
 }
 
 func sentimentHandler(to Peer, req []byte) ([]byte, error) {
@@ -59,30 +61,22 @@ func sentimentHandler(to Peer, req []byte) ([]byte, error) {
 	return exchange.EncodeReply(s), nil
 }
 
-func startRelay(t *testing.T, link Exchanger, opts *Opts) *nats.Conn {
+// startRelay runs a relay on a fresh server until the test ends and
+// returns it, once it serves, with a client connection.
+func startRelay(t *testing.T, link Exchanger, opts *Opts) (*Relay, *nats.Conn) {
 	t.Helper()
 	s := natstest.RunServer(t)
-	nc := natstest.Connect(t, s)
-	r, err := New(nc, link, opts)
+	r, err := New(natstest.Connect(t, s), link, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	waitInstances(t, nc, 1)
-	return natstest.Connect(t, s)
+	runRelay(t, r)
+	return r, natstest.Connect(t, s)
 }
 
 func TestSentimentAndSend(t *testing.T) {
 	link := &directLink{handler: sentimentHandler}
-	nc := startRelay(t, link, &Opts{Peers: []Peer{{"north", 2}, {"south", 3}}})
+	_, nc := startRelay(t, link, &Opts{Peers: []Peer{{"north", 2}, {"south", 3}}})
 	for _, tc := range []struct {
 		name, subject, header, body string
 		wantPeer, wantLabel         string
@@ -142,7 +136,7 @@ func TestErrorCodes(t *testing.T) {
 		}
 		return sentimentHandler(to, req)
 	}}
-	nc := startRelay(t, link, &Opts{MaxMessage: 100})
+	_, nc := startRelay(t, link, &Opts{MaxMessage: 100})
 	for _, tc := range []struct {
 		name, subject, body, wantCode, wantText string
 	}{
@@ -156,6 +150,8 @@ func TestErrorCodes(t *testing.T) {
 		{"peer refuses", "field.sentiment", "refused", "422", "disabled"},
 		{"link busy", "field.sentiment", "link busy", "503", "backlog"},
 		{"malformed reply", "field.sentiment", "malformed", "502", "malformed"},
+		{"no such endpoint", "field.classify", "x", "404", "no such endpoint field.classify"},
+		{"too many tokens", "field.send.a.b", "x", "404", "no such endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := nc.Request(tc.subject, []byte(tc.body), 5*time.Second)
@@ -175,7 +171,7 @@ func TestErrorCodes(t *testing.T) {
 // peer is served second, not last, and that the overflow is refused at once.
 func TestQueueFairAndBounded(t *testing.T) {
 	link := &directLink{handler: sentimentHandler, gate: make(chan struct{})}
-	nc := startRelay(t, link, &Opts{Peers: []Peer{{"a", 2}, {"b", 3}}, QueueDepth: 4})
+	r, nc := startRelay(t, link, &Opts{Peers: []Peer{{"a", 2}, {"b", 3}}, QueueDepth: 4})
 
 	type result struct {
 		code string
@@ -190,37 +186,19 @@ func TestQueueFairAndBounded(t *testing.T) {
 		}
 		results <- result{code: resp.Header.Get(micro.ErrorCodeHeader)}
 	}
-	waitOrder := func(n int) {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			link.mu.Lock()
-			l := len(link.order)
-			link.mu.Unlock()
-			if l >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("only %d exchanges started, want %d", l, n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	go send("a") // occupies the radio
-	waitOrder(1)
+	eventually(t, 5*time.Second, "first exchange started", func() bool {
+		link.mu.Lock()
+		defer link.mu.Unlock()
+		return len(link.order) == 1
+	})
 	for i := 0; i < 3; i++ {
 		go send("a")
 	}
-	// Give the three a-requests time to queue before b's arrives.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if q := pendingOf(nc); q == 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 5*time.Second, "three a-requests queued", func() bool { return r.queued() == 3 })
 	go send("b")
+	eventually(t, 5*time.Second, "b queued behind them", func() bool { return r.queued() == 4 })
 	// The queue (depth 4) now holds a,a,a,b; one more must be refused.
-	time.Sleep(50 * time.Millisecond)
 	resp, err := nc.Request("field.sentiment.a", []byte("hi"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -242,24 +220,6 @@ func TestQueueFairAndBounded(t *testing.T) {
 	}
 }
 
-// pendingOf asks the service's stats how many requests arrived; it is a
-// stand-in for "the burst has been enqueued".
-func pendingOf(nc *nats.Conn) int {
-	resp, err := nc.Request("$SRV.STATS.nexfield-relay", nil, time.Second)
-	if err != nil {
-		return -1
-	}
-	var st micro.Stats
-	if err := json.Unmarshal(resp.Data, &st); err != nil {
-		return -1
-	}
-	n := 0
-	for _, e := range st.Endpoints {
-		n += e.NumRequests
-	}
-	return n - 1
-}
-
 func TestNewValidates(t *testing.T) {
 	link := &directLink{handler: sentimentHandler}
 	for _, tc := range []struct {
@@ -270,6 +230,10 @@ func TestNewValidates(t *testing.T) {
 		{"dup name", Opts{Peers: []Peer{{"a", 1}, {"a", 2}}}},
 		{"dup addr", Opts{Peers: []Peer{{"a", 1}, {"b", 1}}}},
 		{"bad default", Opts{Peers: []Peer{{"a", 1}}, DefaultPeer: "z"}},
+		{"bad version", Opts{Version: "454a088"}},
+		{"wildcard subject", Opts{Subject: "field.*"}},
+		{"empty token", Opts{Subject: "field..x"}},
+		{"bad service name", Opts{Name: "relay one"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(&nats.Conn{}, link, &tc.opts); !errors.Is(err, ErrInvalidOpts) {
@@ -295,7 +259,7 @@ func TestShutdownFinishesQueued(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	client := natstest.Connect(t, s)
 	deadline := time.Now().Add(5 * time.Second)
-	waitInstances(t, client, 1)
+	waitReady(t, r)
 	answers := make(chan string, 2)
 	for i := 0; i < 2; i++ {
 		go func() {
@@ -307,9 +271,7 @@ func TestShutdownFinishesQueued(t *testing.T) {
 			answers <- resp.Header.Get(micro.ErrorCodeHeader) + string(resp.Data)
 		}()
 	}
-	for r.queued() < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 5*time.Second, "one request queued", func() bool { return r.queued() == 1 })
 	cancel()
 	// New requests find no responder once the service has stopped.
 	for {
@@ -352,8 +314,7 @@ func TestShutdownHandsOffToAnotherInstance(t *testing.T) {
 	}
 	cancelA, doneA, a := start(slow, 1)
 	client := natstest.Connect(t, s)
-	deadline := time.Now().Add(5 * time.Second)
-	waitInstances(t, client, 1)
+	waitReady(t, a)
 	type answer struct {
 		via  int
 		code string
@@ -371,20 +332,13 @@ func TestShutdownHandsOffToAnotherInstance(t *testing.T) {
 			answers <- answer{via: rep.Via, code: resp.Header.Get(micro.ErrorCodeHeader)}
 		}()
 	}
-	for a.queued() < 3 { // one on the air, three waiting
-		time.Sleep(time.Millisecond)
-	}
-	cancelB, doneB, _ := start(fast, 4)
+	eventually(t, 5*time.Second, "one on the air, three waiting", func() bool { return a.queued() == 3 })
+	cancelB, doneB, b := start(fast, 4)
 	defer func() { cancelB(); <-doneB }()
-	waitInstances(t, client, 2)
+	waitReady(t, b)
 	cancelA()
 	// A hands its queue over before its exchange on the air ends.
-	for a.queued() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("queued requests not handed over")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 5*time.Second, "queued requests handed over", func() bool { return a.Stats().HandedOff == 3 && a.queued() == 0 })
 	close(slow.gate)
 	if err := <-doneA; err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package workload
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/nexfield/nexfield/agent/artifact"
+	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/clock"
 )
 
@@ -437,8 +437,8 @@ func (s *Supervisor) fetch(ctx context.Context, w *wl) error {
 }
 
 // buildEnv is the process environment: the request's, then the workload's
-// NATS credentials under the native nexlet's names (they win), and
-// NATS_URL unless the request set it. Nothing of the agent's own
+// NATS connection as nexapi.WorkloadNATS writes it (appended, so it wins),
+// and NATS_URL unless the request set it. Nothing of the agent's own
 // environment leaks in, except a default PATH for #! scripts.
 func buildEnv(req map[string]string, c Creds) []string {
 	keys := make([]string, 0, len(req))
@@ -446,7 +446,7 @@ func buildEnv(req map[string]string, c Creds) []string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	env := make([]string, 0, len(keys)+5)
+	env := make([]string, 0, len(keys)+7)
 	for _, k := range keys {
 		env = append(env, k+"="+req[k])
 	}
@@ -457,11 +457,8 @@ func buildEnv(req map[string]string, c Creds) []string {
 	if _, ok := req["NATS_URL"]; !ok {
 		env = append(env, "NATS_URL="+servers)
 	}
-	return append(env,
-		"NEX_WORKLOAD_NATS_SERVERS="+servers,
-		"NEX_WORKLOAD_NATS_NKEY="+c.Seed,
-		"NEX_WORKLOAD_NATS_B64_JWT="+base64.StdEncoding.EncodeToString([]byte(c.JWT)),
-	)
+	w := nexapi.WorkloadNATS{Servers: c.Servers, JWT: c.JWT, Seed: c.Seed, User: c.User, Password: c.Password}
+	return append(env, w.Environ()...)
 }
 
 // dial connects with a workload's credentials.

@@ -190,7 +190,7 @@ func TestStopKillsGroupAfterGrace(t *testing.T) {
 func TestEnvironmentAndSecrets(t *testing.T) {
 	r := newRig(t)
 	r.creds.JWT, r.creds.Seed = "eyJhbGciOi.jwt", "SUAFAKESEED"
-	sp := r.spec("env", workload.Job, "env", "PLAIN", "TOKEN", "NEX_WORKLOAD_NATS_SERVERS", "NEX_WORKLOAD_NATS_NKEY", "NEX_WORKLOAD_NATS_B64_JWT", "NATS_URL", "HOME")
+	sp := r.spec("env", workload.Job, "env", "PLAIN", "TOKEN", "NEX_WORKLOAD_NATS_SERVERS", "NEX_WORKLOAD_NATS_NKEY", "NEX_WORKLOAD_NATS_B64_JWT", "NEX_WORKLOAD_NATS_USER", "NEX_WORKLOAD_NATS_PASSWORD", "NATS_URL", "HOME")
 	sp.Creds.JWT, sp.Creds.Seed = "eyJhbGciOi.jwt", "SUAFAKESEED"
 	sp.Creds.Servers = []string{"nats://a:4222", "nats://b:4222"}
 	sp.Env = map[string]string{"PLAIN": "p", "TOKEN": "secret://token"}
@@ -201,6 +201,7 @@ func TestEnvironmentAndSecrets(t *testing.T) {
 		"NEX_WORKLOAD_NATS_SERVERS=nats://a:4222,nats://b:4222",
 		"NEX_WORKLOAD_NATS_NKEY=SUAFAKESEED",
 		"NEX_WORKLOAD_NATS_B64_JWT=" + base64.StdEncoding.EncodeToString([]byte("eyJhbGciOi.jwt")),
+		"NEX_WORKLOAD_NATS_USER=wl", "NEX_WORKLOAD_NATS_PASSWORD=s3cret", // the rig's user, also in the connection data
 		"NATS_URL=nats://a:4222,nats://b:4222",
 		"HOME=", // nothing of the agent's environment
 	}

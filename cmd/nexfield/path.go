@@ -2,19 +2,22 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
+	"github.com/nexfield/nexfield/agent/nexapi"
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/demo"
 	"github.com/nexfield/nexfield/exchange"
@@ -72,13 +75,9 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err // relayConfig.check refused it already
 	}
-	opts, err := workloadNATSOptions(c.creds)
+	nc, err := connectRelay(c.server, c.creds, c.name, os.Getenv)
 	if err != nil {
 		return err
-	}
-	nc, err := nats.Connect(c.server, append(opts, nats.Name(c.name), nats.MaxReconnects(-1))...)
-	if err != nil {
-		return fmt.Errorf("relay: connect %s: %w", c.server, err)
 	}
 	defer nc.Close()
 	st, err := openStation(ctx, c.radio, c.link, "relay", log)
@@ -88,46 +87,87 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	defer st.Close()
 	link := st.link
 	rl, err := relay.New(nc, relay.OverLink(link), &relay.Opts{
-		Name: c.name, Version: semver(), Subject: c.subject, Address: uint8(c.link.address), Peers: peers,
+		Name: c.name, Version: semver(version), Subject: c.subject, Address: uint8(c.link.address), Peers: peers,
 		DefaultPeer: c.defaultPeer, QueueDepth: c.queue, Timeout: c.timeout, MaxMessage: c.maxMessage,
 		Logger: log.With("component", "relay"),
 	})
 	if err != nil {
 		return err
 	}
-	err = rl.Run(ctx)
-	// Stay on the air until the peers have their last acknowledgement: a
-	// peer that lost our final RACK asks again, and only a running link
-	// can answer. The whole stop must fit the agent's SIGTERM-to-SIGKILL
-	// grace (5 s).
-	dctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
-	defer cancel()
-	if derr := link.Drain(dctx); derr != nil {
-		log.Warn("link not drained before exit", "err", derr)
+	run := func(ctx context.Context) error {
+		err := rl.Run(ctx)
+		// Stay on the air until the peers have their last acknowledgement:
+		// a peer that lost our final RACK asks again, and only a running
+		// link can answer. The whole stop must fit the agent's
+		// SIGTERM-to-SIGKILL grace (5 s).
+		dctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+		defer cancel()
+		if derr := link.Drain(dctx); derr != nil {
+			log.Warn("link not drained before exit", "err", derr)
+		}
+		return err
 	}
-	return err
+	// Each wait of the relay (NATS reconnecting, an exchange on the air)
+	// has its own bound and a restart would not shorten it, so the watchdog
+	// only asks that the process is alive.
+	return runUnderSystemd(ctx, log, run, rl.Ready(), rl.Status, func() error { return nil })
 }
 
-// workloadNATSOptions returns the credentials a workload got from the agent
-// (NEX_WORKLOAD_NATS_B64_JWT and NEX_WORKLOAD_NATS_NKEY), or a creds file.
-func workloadNATSOptions(creds string) ([]nats.Option, error) {
+// workloadNATSOptions returns the relay's NATS credentials and a phrase
+// naming them for errors: the --creds file if given, else what the agent
+// put in the workload environment (read through getenv), with the Nex
+// connection rule nexapi.WorkloadNATS.Auth applies.
+func workloadNATSOptions(creds string, getenv func(string) string) ([]nats.Option, string, error) {
 	if creds != "" {
-		return []nats.Option{nats.UserCredentials(creds)}, nil
+		return []nats.Option{nats.UserCredentials(creds)}, "creds file " + creds, nil
 	}
-	b64, seed := os.Getenv("NEX_WORKLOAD_NATS_B64_JWT"), os.Getenv("NEX_WORKLOAD_NATS_NKEY")
-	if b64 == "" {
-		return nil, nil
-	}
-	jwt, err := base64.StdEncoding.DecodeString(b64)
+	w, err := nexapi.ParseWorkloadEnv(getenv)
 	if err != nil {
-		if jwt, err = base64.RawURLEncoding.DecodeString(b64); err != nil {
-			return nil, fmt.Errorf("relay: NEX_WORKLOAD_NATS_B64_JWT is not base64: %w", err)
+		return nil, "", fmt.Errorf("relay: %w", err)
+	}
+	switch w.Auth() {
+	case nexapi.AuthJWT:
+		return []nats.Option{nats.UserJWTAndSeed(w.JWT, w.Seed)}, w.Source(), nil
+	case nexapi.AuthNkey:
+		kp, err := nkeys.FromSeed([]byte(w.Seed))
+		if err != nil {
+			return nil, "", fmt.Errorf("relay: %s: %w", nexapi.EnvNATSNkey, err)
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return nil, "", fmt.Errorf("relay: %s: %w", nexapi.EnvNATSNkey, err)
+		}
+		return []nats.Option{nats.Nkey(pub, kp.Sign)}, w.Source() + " (" + pub + ")", nil
+	case nexapi.AuthBasic:
+		return []nats.Option{nats.UserInfo(w.User, w.Password)}, w.Source(), nil
+	}
+	return nil, w.Source(), nil
+}
+
+// connectRelay dials the relay's connection. A refused connection names
+// the credentials that were tried, so the error points at what to fix.
+func connectRelay(server, creds, name string, getenv func(string) string) (*nats.Conn, error) {
+	opts, source, err := workloadNATSOptions(creds, getenv)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(server, append(opts, nats.Name(name), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("relay: connect %s with %s: %w", redactURLs(server), source, err)
+	}
+	return nc, nil
+}
+
+// redactURLs hides the token or user and password a server URL may carry.
+func redactURLs(servers string) string {
+	parts := strings.Split(servers, ",")
+	for i, s := range parts {
+		if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
 		}
 	}
-	if !strings.HasPrefix(seed, "SU") {
-		return nil, errors.New("relay: NEX_WORKLOAD_NATS_B64_JWT is set but NEX_WORKLOAD_NATS_NKEY holds no user seed")
-	}
-	return []nats.Option{nats.UserJWTAndSeed(string(jwt), seed)}, nil
+	return strings.Join(parts, ",")
 }
 
 func parsePeers(s string) ([]relay.Peer, error) {
@@ -153,13 +193,48 @@ func parsePeers(s string) ([]relay.Peer, error) {
 	return out, nil
 }
 
-// semver is the build version as a micro service accepts it.
-func semver() string {
-	v := strings.TrimPrefix(version, "v")
-	if _, _, ok := strings.Cut(v, "."); !ok {
+// describeRE parses `git describe --tags --always --dirty` past a tag:
+// v1.2.3[-pre][-N-gHASH][-dirty]. The prerelease is matched lazily, so
+// the commit distance git adds is not taken for one.
+var describeRE = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+?)??)(?:-(\d+)-(g[0-9a-f]+))?(-dirty)?$`)
+
+// semver turns the build's version stamp (git describe, see the Makefile)
+// into the SemVer a micro service must carry, keeping what it says. What
+// git adds past a tag becomes build metadata, which leaves the release's
+// precedence alone (a prerelease would rank the build before its tag):
+// v1.2.3 is 1.2.3, v1.2.3-4-gabc1234-dirty is 1.2.3+4.gabc1234.dirty. An
+// untagged build (abc1234, dev) is 0.0.0+abc1234.
+func semver(v string) string {
+	if m := describeRE.FindStringSubmatch(v); m != nil {
+		var build []string
+		if m[2] != "" {
+			build = append(build, m[2], m[3])
+		}
+		if m[4] != "" {
+			build = append(build, "dirty")
+		}
+		if len(build) == 0 {
+			return m[1]
+		}
+		return m[1] + "+" + strings.Join(build, ".")
+	}
+	// Build metadata is dot-separated [0-9A-Za-z-]+ identifiers.
+	var ids []string
+	for _, id := range strings.Split(v, ".") {
+		id = strings.Map(func(r rune) rune {
+			if r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' {
+				return r
+			}
+			return '-'
+		}, id)
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
 		return "0.0.0"
 	}
-	return v
+	return "0.0.0+" + strings.Join(ids, ".")
 }
 
 func runDemo(ctx context.Context, e env, args []string) error {
