@@ -172,8 +172,8 @@ func TestLEDFollow(t *testing.T) {
 		defer func() { cancel(); <-done }()
 		led.Set(gpio.Registered)
 		var mu sync.Mutex
-		var sent, recv uint64
-		counts := func() (uint64, uint64) { mu.Lock(); defer mu.Unlock(); return sent, recv }
+		var sent, recv int
+		counts := func() (int, int) { mu.Lock(); defer mu.Unlock(); return sent, recv }
 		fctx, stop := context.WithCancel(context.Background())
 		followed := make(chan struct{})
 		go func() { led.Follow(fctx, counts, 0); close(followed) }()
@@ -217,7 +217,7 @@ func TestNilLEDIsInert(t *testing.T) {
 	if err := led.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	led.Follow(ctx, func() (uint64, uint64) { return 1, 1 }, 0) // returns at once
+	led.Follow(ctx, func() (int, int) { return 1, 1 }, 0) // returns at once
 }
 
 func TestNewLEDNeedsPin(t *testing.T) {

@@ -24,7 +24,8 @@ const (
 	// Registered is steady on with a short dark blink every 2 s: the node is
 	// connected and alive.
 	Registered
-	// Transmitting is solid on while frames go out (an activity event).
+	// Transmitting blinks (60 ms on, 40 ms off) while frames go out (an
+	// activity event): solid light would not show against Registered.
 	Transmitting
 	// Receiving flickers (40 ms on, 40 ms off) while frames come in (an
 	// activity event).
@@ -62,7 +63,7 @@ var patterns = map[State][]step{
 	Off:          {{false, 0}},
 	Booting:      {{true, 100 * time.Millisecond}, {false, 100 * time.Millisecond}},
 	Registered:   {{true, 1900 * time.Millisecond}, {false, 100 * time.Millisecond}},
-	Transmitting: {{true, 0}},
+	Transmitting: {{true, 60 * time.Millisecond}, {false, 40 * time.Millisecond}},
 	Receiving:    {{true, 40 * time.Millisecond}, {false, 40 * time.Millisecond}},
 	Fault: {{true, 150 * time.Millisecond}, {false, 150 * time.Millisecond}, {true, 150 * time.Millisecond},
 		{false, 150 * time.Millisecond}, {true, 150 * time.Millisecond}, {false, 1000 * time.Millisecond}},
@@ -264,7 +265,7 @@ func (l *LED) Halt() error {
 // Receiving when they grew. It returns when ctx ends. Reading counters
 // instead of wrapping the radio leaves the radio's optional interfaces
 // (airtime, carrier sense) visible to the link that uses them.
-func (l *LED) Follow(ctx context.Context, counts func() (sent, received uint64), poll time.Duration) {
+func (l *LED) Follow(ctx context.Context, counts func() (sent, received int), poll time.Duration) {
 	if l == nil {
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nexfield/nexfield/chunking"
 	"github.com/nexfield/nexfield/demo"
 	"github.com/nexfield/nexfield/exchange"
+	"github.com/nexfield/nexfield/gpio"
 	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/radio"
 	"github.com/nexfield/nexfield/relay"
@@ -34,6 +35,7 @@ type relayConfig struct {
 	log                                              *logFlags
 	radio                                            *radioConfig
 	link                                             *linkConfig
+	led                                              *ledConfig
 }
 
 func relayFlags() (*flag.FlagSet, *relayConfig) {
@@ -53,6 +55,7 @@ func relayFlags() (*flag.FlagSet, *relayConfig) {
 	c.log = addLogFlags(fs)
 	c.radio = addRadioFlags(fs)
 	c.link = addLinkFlags(fs, 1)
+	c.led = addLEDFlags(fs)
 	return fs, c
 }
 
@@ -75,11 +78,26 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err // relayConfig.check refused it already
 	}
+	led, err := c.led.start(ctx)
+	if err != nil {
+		return explain(fs, src, err)
+	}
+	defer led.Close()
 	nc, err := connectRelay(c.server, c.creds, c.name, os.Getenv)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	// A relay cut off from NATS serves nobody: say so in the log and on
+	// the LED, and again when it is back.
+	nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		log.Warn("nats disconnected; reconnecting", "err", err)
+		led.Set(gpio.Fault)
+	})
+	nc.SetReconnectHandler(func(nc *nats.Conn) {
+		log.Info("nats reconnected", "server", redactURLs(nc.ConnectedUrl()))
+		led.Set(gpio.Registered)
+	})
 	st, err := openStation(ctx, c.radio, c.link, "relay", log)
 	if err != nil {
 		return explain(fs, src, err)
@@ -95,6 +113,14 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	run := func(ctx context.Context) error {
+		go func() {
+			select {
+			case <-rl.Ready():
+				led.Set(gpio.Registered)
+			case <-ctx.Done():
+			}
+		}()
+		led.follow(ctx, link)
 		err := rl.Run(ctx)
 		// Stay on the air until the peers have their last acknowledgement:
 		// a peer that lost our final RACK asks again, and only a running

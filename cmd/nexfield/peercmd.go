@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nexfield/nexfield/chunking"
+	"github.com/nexfield/nexfield/gpio"
 	"github.com/nexfield/nexfield/internal/cliconf"
 	"github.com/nexfield/nexfield/peer"
 	"github.com/nexfield/nexfield/systemd"
@@ -21,6 +22,7 @@ type peerConfig struct {
 	log   *logFlags
 	radio *radioConfig
 	link  *linkConfig
+	led   *ledConfig
 }
 
 func peerFlags() (*flag.FlagSet, *peerConfig) {
@@ -32,6 +34,7 @@ func peerFlags() (*flag.FlagSet, *peerConfig) {
 	c.log = addLogFlags(fs)
 	c.radio = addRadioFlags(fs)
 	c.link = addLinkFlags(fs, 2)
+	c.led = addLEDFlags(fs)
 	return fs, c
 }
 
@@ -62,7 +65,12 @@ func runPeer(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &peerRun{cfg: c, fs: fs, src: src, h: h, log: log, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
+	led, err := c.led.start(ctx)
+	if err != nil {
+		return explain(fs, src, err)
+	}
+	defer led.Close()
+	p := &peerRun{cfg: c, fs: fs, src: src, h: h, log: log, led: led, ready: make(chan struct{}), hb: systemd.NewHeartbeat("radio link", nil)}
 	return runUnderSystemd(ctx, log, p.run, p.ready, p.status, p.hb.Check(30*time.Second))
 }
 
@@ -73,6 +81,7 @@ type peerRun struct {
 	src   cliconf.Sources
 	h     *peer.Handler
 	log   *slog.Logger
+	led   *statusLED
 	ready chan struct{} // closed when the radio is up and the model loaded
 	once  sync.Once
 	hb    *systemd.Heartbeat
@@ -102,6 +111,7 @@ func (p *peerRun) run(ctx context.Context) error {
 		p.mu.Lock()
 		p.down = err.Error()
 		p.mu.Unlock()
+		p.led.Set(gpio.Fault)
 		p.log.Error("radio link down; reopening", "err", err, "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
@@ -165,6 +175,10 @@ func (p *peerRun) serveOnce(ctx context.Context) error {
 	}()
 	log.Info("peer listening", "address", c.link.address, "radio", fmt.Sprint(r), "mtu", r.MTU())
 	p.once.Do(func() { close(p.ready) })
+	p.led.Set(gpio.Registered)
+	lctx, stopLED := context.WithCancel(ctx)
+	defer stopLED()
+	p.led.follow(lctx, l)
 	return l.Serve(ctx, func(ctx context.Context, from chunking.Addr, req []byte) ([]byte, error) {
 		return h.Handle(ctx, req)
 	})
