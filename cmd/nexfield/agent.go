@@ -81,7 +81,7 @@ func runAgent(ctx context.Context, e env, args []string) error {
 		Type:         c.typ,
 		Name:         c.name,
 		Description:  c.description,
-		Version:      strings.TrimPrefix(version, "v"),
+		Version:      semver(version),
 		Tags:         c.tags,
 		StateDir:     c.stateDir,
 		Heartbeat:    c.heartbeat,
