@@ -13,7 +13,7 @@ const build = "development build"
 func labCommands() map[string]command {
 	return map[string]command{
 		"demo":  {"run the whole path on this machine with a simulated radio", runDemo},
-		"bench": {"performance reports: bench radio | inference | pull", runBench},
+		"bench": {"performance reports: bench radio | inference | pull | rss", runBench},
 		"train": {"rebuild the default sentiment model from the shipped data", runTrain},
 	}
 }
