@@ -53,8 +53,8 @@ echo "amd64, resident memory (goals for the field build: agent idle <= 16 MiB, w
 
 if [ -n "${DETAIL:-}" ]; then
 	echo
-	echo "field build, arm64, biggest packages (go tool nm -size of an unstripped build; symbols only, so"
-	echo "the file is about 1.8x the sum: pclntab, type and string data come on top):"
+	echo "field build, arm64, biggest packages (go tool nm -size of an unstripped build; symbols only:"
+	echo "the stripped file also holds the pclntab and type data, which nm leaves unattributed):"
 	(cd "$here/.." && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 "$GO" build -tags field -trimpath -buildvcs=false \
 		-o "$work/field_arm64_syms" ./cmd/nexfield)
 	# Sorted by address, so that the zero-filled sections (from runtime.bss
@@ -71,10 +71,11 @@ if [ -n "${DETAIL:-}" ]; then
 			pkg = (n > 1 ? substr(p, 1, length(p) - length(seg[n])) : "") last
 			tot[pkg] += $2
 		}
-		END { for (p in tot) printf "%10d  %s\n", tot[p], p }' | sort -rn | head -25 | sed 's/^/  /'
+		END { for (p in tot) { printf "%10d  %s\n", tot[p], p; all += tot[p] }; printf "%10d  (all symbols)\n", all }' |
+		sort -rn | sed -n '1,26s/^/  /p'
 	echo
 	echo "field build, amd64, package initialisers by bytes allocated (GODEBUG=inittrace=1 nexfield version):"
 	GODEBUG=inittrace=1 "$work/rss/field" version 2>"$work/inittrace" >/dev/null
-	awk '/^init / { printf "%10d bytes %6d allocs %7.2f ms  %s\n", $8, $10, $5, $2 }' "$work/inittrace" | sort -rn | head -8 | sed 's/^/  /'
+	awk '/^init / { printf "%10d bytes %6d allocs %7.2f ms  %s\n", $8, $10, $5, $2 }' "$work/inittrace" | sort -rn | sed -n '1,8s/^/  /p'
 	awk '/^init / { n++; ms += $5; b += $8 } END { printf "  %8d bytes in all %d initialisers, %.1f ms\n", b, n, ms }' "$work/inittrace"
 fi
