@@ -34,7 +34,9 @@ bench:
 # Field platform: release binaries, reproducibility and emulated tests
 # (cross/README.md); .deb packages, first boot and systemd checks
 # (packaging/README.md).
-.PHONY: test-armv6 test-deb test-image
+# The release paths (the four targets, release, repro, deb) build the field
+# binary (-tags field); build, demo and test use the development binary.
+.PHONY: test-armv6 test-deb test-image size
 amd64 arm64 armv7 armv6:
 	VERSION=$(VERSION) GO=$(GO) cross/build.sh $@
 
@@ -43,6 +45,10 @@ release:
 
 repro:
 	GO=$(GO) cross/repro.sh
+
+# Field binary vs development binary: arm64 sizes, agent and peer memory.
+size:
+	GO=$(GO) cross/size.sh
 
 test-arm64 test-armv7 test-armv6:
 	GO=$(GO) cross/test-qemu.sh $(@:test-%=%)

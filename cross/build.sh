@@ -4,13 +4,16 @@
 # $DIST/SHA256SUMS over every nexfield_linux_* there.
 #
 # Environment: GO (go), VERSION (git describe), DIST (dist), SRC (the module
-# root, default: this checkout).
+# root, default: this checkout), BUILD_TAGS (default field: the field
+# binary every release, .deb and repro build ships; BUILD_TAGS= builds the
+# development binary with the demo, benchmarks and trainer).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 SRC="${SRC:-$(dirname "$here")}"
 GO="${GO:-go}"
 DIST="${DIST:-$SRC/dist}"
 VERSION="${VERSION:-$(git -C "$SRC" describe --tags --always --dirty 2>/dev/null || echo dev)}"
+BUILD_TAGS="${BUILD_TAGS-field}"
 [ $# -gt 0 ] || set -- amd64 arm64 armv7 armv6
 mkdir -p "$DIST"
 DIST="$(cd "$DIST" && pwd)"
@@ -28,12 +31,12 @@ for target in "$@"; do
 	# -buildid= and -trimpath remove the last per-machine bytes; -buildvcs=false
 	# keeps a dirty tree and a clean export of the same commit identical.
 	(cd "$SRC" && export CGO_ENABLED=0 GOOS=linux GOARCH=$goarch && { [ -z "$goarm" ] || export GOARM=$goarm; } && \
-		"$GO" build -trimpath -buildvcs=false \
+		"$GO" build -trimpath -buildvcs=false -tags "$BUILD_TAGS" \
 		-ldflags "-s -w -buildid= -X main.version=$VERSION" \
 		-o "$out.tmp" ./cmd/nexfield)
 	mv "$out.tmp" "$out"
 	printf '%-24s %10d bytes  %3ds\n' "nexfield_linux_$target" "$(stat -c %s "$out")" "$(( $(date +%s) - start ))"
 done
 (cd "$DIST" && ls nexfield_linux_* 2>/dev/null | grep -v '\.tmp$' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS)
-echo "version $VERSION; $DIST/SHA256SUMS:"
+echo "version $VERSION, tags \"$BUILD_TAGS\"; $DIST/SHA256SUMS:"
 cat "$DIST/SHA256SUMS"

@@ -50,6 +50,14 @@ installed_root() {
 	chroot "$r" dpkg -i /tmp/nexfield.deb >/dev/null
 }
 
+# lab_binary builds the development binary into $r/usr/local/bin/nexfield-lab
+# for the helper units that stand in for the world around the installed
+# field binary (nexfield demo's NATS server and Nex node, radio emulate's
+# modules): the field build in the .deb leaves those rigs out.
+lab_binary() {
+	(cd "$root" && CGO_ENABLED=0 "${GO:-go}" build -trimpath -o "$r/usr/local/bin/nexfield-lab" ./cmd/nexfield)
+}
+
 # boot_probe NAME TIMEOUT boots the root filesystem $r under systemd-nspawn
 # (console in $work/console.log) until its probe unit powers it off, shows
 # what the probe wrote to $r/root/results and fails if it wrote nothing.

@@ -2,7 +2,8 @@
 # The real agent under its real unit: boot a debootstrapped Debian root with
 # systemd-nspawn, the amd64 .deb installed, and run "nexfield agent" from
 # nexfield-agent.service, hardening and all, against the demo's NATS server
-# and Nex node stand-in (nexfield demo --keep, in a helper unit). Checked:
+# and Nex node stand-in (nexfield demo --keep of the development binary, in a
+# helper unit). Checked:
 #   - "systemctl start" returns once the agent has registered (Type=notify,
 #     READY=1 after registration), with the agent's status line;
 #   - it keeps running past several WatchdogSec= periods (the daemon pings);
@@ -20,12 +21,13 @@ set -euo pipefail
 need systemd-nspawn:systemd-container
 start=$(date +%s)
 installed_root agent-system
+lab_binary
 
 cat > "$r/etc/systemd/system/nexfield-demo.service" <<'UNIT'
 [Unit]
 Description=NATS, JetStream and a Nex node stand-in for the agent (nexfield demo)
 [Service]
-ExecStart=/usr/bin/nexfield demo --keep --message hello
+ExecStart=/usr/local/bin/nexfield-lab demo --keep --message hello
 UNIT
 mkdir -p "$r/etc/systemd/system/nexfield-agent.service.d"
 cat > "$r/etc/systemd/system/nexfield-agent.service.d/test.conf" <<'UNIT'

@@ -2,7 +2,8 @@
 # The real peer under its real unit: boot a debootstrapped Debian root with
 # systemd-nspawn, the amd64 .deb installed, and run "nexfield peer" from
 # nexfield-peer.service, hardening and all, against an emulated RYLR998 on a
-# pseudo-terminal (nexfield radio emulate, in a helper unit). Checked:
+# pseudo-terminal (radio emulate of the development binary, in a helper
+# unit). Checked:
 #   - the unit reaches active through Type=notify only after the radio is up,
 #     with the peer's own status line; it keeps running past several
 #     WatchdogSec= periods, so the real daemon pings;
@@ -22,6 +23,7 @@ set -euo pipefail
 need systemd-nspawn:systemd-container
 start=$(date +%s)
 installed_root peer-system
+lab_binary
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$r/etc/nexfield/link.key"
 echo >> "$r/etc/nexfield/link.key"
@@ -39,7 +41,7 @@ Description=two emulated RYLR998 modules sharing one air
 [Service]
 User=nexfield
 RuntimeDirectory=nexfield-emu
-ExecStart=/usr/bin/nexfield radio emulate --modules 2 --link /run/nexfield-emu/rylr --config /dev/null
+ExecStart=/usr/local/bin/nexfield-lab radio emulate --modules 2 --link /run/nexfield-emu/rylr --config /dev/null
 ExecStartPost=/bin/sh -c 'until [ -e /run/nexfield-emu/rylr1 ]; do sleep 0.1; done'
 UNIT
 mkdir -p "$r/etc/systemd/system/nexfield-peer.service.d"

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"sort"
@@ -33,21 +34,22 @@ type command struct {
 	run     func(ctx context.Context, e env, args []string) error
 }
 
+// commands are the field roles and their tools, which every build carries,
+// and labCommands (lab.go; lab_field.go in the field build).
 func commands() map[string]command {
-	return map[string]command{
-		"version":   {"print the version stamped at build time", runVersion},
+	cmds := map[string]command{
+		"version":   {"print the version stamped at build time and which build this is", runVersion},
 		"agent":     {"run the remote Nexlet (registers with a Nex node, runs workloads)", runAgent},
 		"relay":     {"run the radio relay NATS service (usually started by the agent)", runRelay},
 		"peer":      {"run the air-gapped peer: radio -> reassembly -> inference -> reply", runPeer},
 		"send":      {"send one message over the radio link and print the answer", runSend},
-		"demo":      {"run the whole path on this machine with a simulated radio", runDemo},
-		"bench":     {"performance reports: bench radio | inference | pull", runBench},
 		"classify":  {"classify text read from arguments or stdin", runClassify},
-		"train":     {"rebuild the default sentiment model from the shipped data", runTrain},
 		"radio":     {"bench tools for a radio module: probe | listen | send | emulate", runRadio},
 		"config":    {"configuration tools: config check FILE", runConfig},
 		"firstboot": {"import configuration from the boot partition (run by a oneshot unit)", runFirstboot},
 	}
+	maps.Copy(cmds, labCommands())
+	return cmds
 }
 
 func main() {
@@ -92,7 +94,7 @@ func usage(w io.Writer, cmds map[string]command) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(w, "nexfield %s: Nex workloads on Raspberry Pis and over 915 MHz LoRa\n\nusage: nexfield COMMAND [flags]\n\ncommands:\n", version)
+	fmt.Fprintf(w, "nexfield %s (%s): Nex workloads on Raspberry Pis and over 915 MHz LoRa\n\nusage: nexfield COMMAND [flags]\n\ncommands:\n", version, build)
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
@@ -100,7 +102,7 @@ func usage(w io.Writer, cmds map[string]command) {
 }
 
 func runVersion(ctx context.Context, e env, args []string) error {
-	fmt.Fprintln(e.stdout, "nexfield", version)
+	fmt.Fprintf(e.stdout, "nexfield %s (%s)\n", version, build)
 	return nil
 }
 
