@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/nexfield/nexfield/inference/internal/classify"
 	"github.com/nexfield/nexfield/inference/internal/features"
@@ -84,15 +83,6 @@ func New(opts *Opts) (*Classifier, error) {
 func (c *Classifier) Classify(ctx context.Context, text string) (Result, error) {
 	return c.c.Classify(ctx, text)
 }
-
-// Config returns the featurizer configuration carried by the model.
-func (c *Classifier) Config() FeaturizerConfig { return c.c.Config() }
-
-// ModelSize is the model file's size in bytes.
-func (c *Classifier) ModelSize() int { return c.c.ModelSize() }
-
-// LoadTime is how long New took to validate the model and build the pool.
-func (c *Classifier) LoadTime() time.Duration { return c.c.LoadTime() }
 
 func (c *Classifier) String() string { return c.c.String() }
 

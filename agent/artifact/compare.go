@@ -39,14 +39,6 @@ func (r PullReport) MBps() (pull, get float64) {
 	return float64(r.Size) / r.Pull.Seconds() / 1e6, float64(r.Size) / r.Get.Seconds() / 1e6
 }
 
-func (r PullReport) String() string {
-	pull, get := r.MBps()
-	return fmt.Sprintf("size=%d runs=%d get=%.1fMB/s pull=%.1fMB/s ratio=%.3f get_heap_peak=%.1fMiB pull_heap_peak=%.1fMiB get_live_peak=%.1fMiB pull_live_peak=%.1fMiB",
-		r.Size, r.Runs, get, pull, r.Ratio, mib(r.GetHeapPeak), mib(r.PullHeapPeak), mib(r.GetLivePeak), mib(r.PullLivePeak))
-}
-
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
 // ComparePull reads nats://bucket/name (object name_latest) runs times
 // both ways, alternating: ObjectStore.Get into io.Discard, and Fetch into a
 // fresh cache under dir (removed after each run) made with opts. The object

@@ -167,9 +167,6 @@ func New(nc *nats.Conn, opts *Opts) (*Node, error) {
 // ID is the node id (public server nkey).
 func (n *Node) ID() string { return n.id }
 
-// Nexus is the nexus name.
-func (n *Node) Nexus() string { return n.opts.Nexus }
-
 func (n *Node) String() string { return "nodesim{" + n.opts.Nexus + "/" + n.id[:8] + "}" }
 
 // Start subscribes to RREGISTER, REGISTER and HEARTBEAT and starts the node
@@ -258,9 +255,6 @@ func (n *Node) Restart(ctx context.Context) error {
 	}
 	return n.Start(ctx)
 }
-
-// Close stops the node.
-func (n *Node) Close() error { return n.Stop() }
 
 func (n *Node) heartbeatLoop(stop, done chan struct{}) {
 	defer close(done)

@@ -2,13 +2,7 @@
 
 package main
 
-import (
-	"context"
-	"errors"
-)
-
-// errNotBuilt is returned by commands whose package has not landed yet.
-var errNotBuilt = errors.New("this command is not built yet")
+import "context"
 
 func runBench(ctx context.Context, e env, args []string) error {
 	return subcommands(ctx, e, "bench", args, map[string]command{

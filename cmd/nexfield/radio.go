@@ -47,13 +47,6 @@ func radioCmdFlags(name string) (*flag.FlagSet, *radioCmdConfig) {
 	return fs, c
 }
 
-// radioSectionFlags is the flag set behind the "radio:" configuration
-// section (for config check).
-func radioSectionFlags() *flag.FlagSet {
-	fs, _ := radioCmdFlags("radio")
-	return fs
-}
-
 func openRadioCmd(ctx context.Context, e env, name string, fs *flag.FlagSet, c *radioCmdConfig, args []string) (radio.Radio, error) {
 	fs.SetOutput(e.stderr)
 	src, err := cliconf.ParseSources(fs, args, cliconf.Options{Section: "radio"})

@@ -127,9 +127,6 @@ func (c *Classifier) Release(r *onnxmodel.Runner) { c.pool <- r }
 // Model is the validated model: its featurizer, weights and plain-Go pass.
 func (c *Classifier) Model() *onnxmodel.Model { return c.m }
 
-// Config returns the featurizer configuration carried by the model.
-func (c *Classifier) Config() features.Config { return c.m.Config }
-
 // ModelSize is the model file's size in bytes.
 func (c *Classifier) ModelSize() int { return len(c.m.Raw) }
 
