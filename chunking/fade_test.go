@@ -153,3 +153,21 @@ func TestFadeAirtime(t *testing.T) {
 		t.Logf("SF%d: a 60 s fade cost %d POLLs (schedule: %d-%d) of %v: %v of airtime", sf, polls, least, most, pollAir, time.Duration(polls)*pollAir)
 	}
 }
+
+// TestBudget: a 64 KiB message at SF7 takes 108 s of airtime without loss,
+// longer than a fixed 2-minute deadline once frames are lost; the budget
+// allows for 30 % loss and a fade, and grows with the spreading factor.
+func TestBudget(t *testing.T) {
+	e7, _ := NewEngine(1, testPSK, nil)
+	e10, _ := NewEngine(1, testPSK, &EngineOpts{Airtime: lora.Params{SpreadingFactor: 10}.TimeOnAir})
+	b := e7.Budget(64<<10, 0)
+	if b < 108*time.Second/7*10+defaultRetryBudget || b > 6*time.Minute {
+		t.Errorf("SF7 64 KiB budget %v, want 108 s / 0.7 + the retry budget, under 6 minutes", b)
+	}
+	if small := e7.Budget(100, 8); small >= b || small < defaultRetryBudget {
+		t.Errorf("small request budget %v, want between the retry budget and %v", small, b)
+	}
+	if b10 := e10.Budget(64<<10, 0); b10 < 5*b/2 {
+		t.Errorf("SF10 budget %v, want well above SF7's %v", b10, b)
+	}
+}

@@ -181,3 +181,30 @@ func (e *Engine) replyCheck(now time.Time) time.Time {
 	}
 	return now.Add(e.o.ReplyCheck)
 }
+
+// budgetLoss is the frame loss Budget allows for, both ways: the worst the
+// link is measured to carry without failures (README, "Measured").
+const budgetLoss = 0.3
+
+// Budget is how long an exchange of a request of request bytes and a reply
+// of reply bytes (0: a one-way message) may take on this link: both
+// messages' fragments at budgetLoss, the ACK rounds, and one fade as long as
+// RetryBudget. Callers size their deadlines with it, and refuse at once
+// what cannot make it within theirs.
+func (e *Engine) Budget(request, reply int) time.Duration {
+	air := func(n int) time.Duration {
+		data := n + crcLen
+		p := e.chooseFrag(data)
+		frags := (data + p - 1) / p
+		frames := time.Duration(frags-1)*e.o.Airtime(p+hdrLen+e.tagLen) + e.o.Airtime(data-(frags-1)*p+hdrLen+e.tagLen)
+		// A burst of frags frames at loss q needs about log(frags)/-log(q)
+		// + 1 ACK rounds; allow one round per 8 fragments, at least two.
+		rounds := time.Duration(max(2, frags/8))
+		return time.Duration(float64(frames)/(1-budgetLoss)) + rounds*(e.ackWait()+e.o.Airtime(hdrLen+pollExt+e.tagLen))
+	}
+	t := air(request) + e.replyAllowance() + e.o.RetryBudget
+	if reply > 0 {
+		t += air(reply) + e.rackAllowance()
+	}
+	return t
+}
