@@ -23,8 +23,8 @@
 // fragment asks for an ACK. The receiver answers with a compressed bitmap
 // of what it has, the sender resends only what is missing (selective
 // repeat), and so on until everything has arrived; a lost ACK is recovered
-// by a POLL, and after MaxAckRequests unanswered ones the message is
-// aborted. A request is acknowledged by its reply, and the reply by one
+// by a POLL, spaced out as the silence grows, and once the sender's
+// deadline (or RetryBudget of silence) has passed the message is aborted. A request is acknowledged by its reply, and the reply by one
 // short RACK, or by the requester's next message to that peer when it
 // follows within RackDelay. Every frame, ACKs included, is sealed with AES-128-CCM (8-byte
 // tag) under per-direction keys derived with HKDF from a pre-shared key;

@@ -130,9 +130,13 @@ type EngineOpts struct {
 	// MaxMessage caps a message (request or reply). Zero: 64 KiB. At most
 	// 2048 fragments.
 	MaxMessage int
-	// MaxAckRequests is the retry budget: consecutive unanswered ACK
-	// requests before a message is aborted. Zero: 32; at least 16.
-	MaxAckRequests int
+	// RetryBudget is how long a message sits out its peer's silence: from
+	// the first of a run of unanswered ACK requests (POLLs, RPOLLs) until it
+	// is aborted, unless its sender gave it a deadline (SendUntil), which
+	// then bounds it instead. The requests are spaced out as the silence
+	// grows (timers.go), so a long fade costs little airtime. Zero: 2
+	// minutes; at least 10 s.
+	RetryBudget time.Duration
 	// MaxBuffered caps the bytes held for reassembly and cached replies
 	// across peers. Zero: 4 × MaxMessage.
 	MaxBuffered int
@@ -153,7 +157,9 @@ type EngineOpts struct {
 	Turnaround time.Duration
 	// Inactivity frees the state of a peer's message (partial reassembly or
 	// cached reply) after this long without a frame about it; a sender that
-	// comes back later is refused. Zero: 60 s.
+	// comes back later is refused. Zero: derived from the modulation, so
+	// that a sender with the same RetryBudget is never forgotten while it
+	// still polls (timers.go, inactivity).
 	Inactivity time.Duration
 	// ReplyCheck is how long a requester whose request was acknowledged
 	// waits in silence before asking the peer whether it still has the
@@ -220,11 +226,11 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 	if o.MaxMessage == 0 {
 		o.MaxMessage = 64 << 10
 	}
-	if o.MaxAckRequests == 0 {
-		o.MaxAckRequests = 32
+	if o.RetryBudget == 0 {
+		o.RetryBudget = defaultRetryBudget
 	}
-	if o.MaxAckRequests < 16 {
-		return nil, fmt.Errorf("%w: MaxAckRequests %d, want at least 16", ErrInvalidOpts, o.MaxAckRequests)
+	if o.RetryBudget < minRetryBudget {
+		return nil, fmt.Errorf("%w: RetryBudget %v, want at least %v", ErrInvalidOpts, o.RetryBudget, minRetryBudget)
 	}
 	if o.MaxBuffered == 0 {
 		o.MaxBuffered = 4 * o.MaxMessage
@@ -237,9 +243,6 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 	}
 	if o.ReplyGrace == 0 {
 		o.ReplyGrace = 250 * time.Millisecond
-	}
-	if o.Inactivity == 0 {
-		o.Inactivity = time.Minute
 	}
 	if o.Turnaround == 0 {
 		o.Turnaround = 10 * time.Millisecond
@@ -267,6 +270,9 @@ func NewEngine(self Addr, psk []byte, opts *EngineOpts) (*Engine, error) {
 		return nil, fmt.Errorf("%w: MaxMessage %d needs more than %d fragments at MTU %d", ErrInvalidOpts, o.MaxMessage, maxFrags, o.MTU)
 	}
 	e.ackLimit = min(maxAckBody, e.maxPayload())
+	if e.o.Inactivity == 0 {
+		e.o.Inactivity = e.inactivity()
+	}
 	c, err := o.Store.Load()
 	if err != nil {
 		return nil, err

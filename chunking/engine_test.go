@@ -283,7 +283,7 @@ func TestInvalidOpts(t *testing.T) {
 		o    EngineOpts
 	}{
 		{"short key", []byte("short"), EngineOpts{}},
-		{"small budget", testPSK, EngineOpts{MaxAckRequests: 3}},
+		{"small budget", testPSK, EngineOpts{RetryBudget: time.Second}},
 		{"tiny mtu", testPSK, EngineOpts{MTU: 12}},
 		{"huge message", testPSK, EngineOpts{MTU: 30, MaxMessage: 1 << 20}},
 		{"cipher", testPSK, EngineOpts{Cipher: 9}},

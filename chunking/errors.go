@@ -27,7 +27,8 @@ var (
 var (
 	// ErrUnreachable: the peer did not answer.
 	ErrUnreachable = errors.New("chunking: peer unreachable")
-	// ErrNoAck: the retry budget of ACK requests ran out.
+	// ErrNoAck: the peer stayed silent past the message's deadline or
+	// retry budget.
 	ErrNoAck = fmt.Errorf("%w: retry budget spent", ErrUnreachable)
 	// ErrPeerBusy: the peer cannot take the message now (its request
 	// backlog or its buffers are full); it may be sent again later.
@@ -96,7 +97,7 @@ func (e *RemoteError) Is(target error) bool { return target == e.Code.class() }
 func refusal(reason int) error {
 	switch reason {
 	case refuseStale:
-		return fmt.Errorf("%w: peer restarted during the exchange", ErrRefused)
+		return fmt.Errorf("%w: peer no longer has the message: it restarted, or freed it after a silence longer than its Inactivity", ErrRefused)
 	case refuseTooLarge:
 		return fmt.Errorf("%w: message too large for the peer (%w)", ErrRefused, ErrTooLarge)
 	case refuseCorrupt:

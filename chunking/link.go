@@ -204,7 +204,14 @@ func (l *Link) exchange(ctx context.Context, peer Addr, payload []byte, oneWay b
 	}
 	w := &waiter{done: make(chan Event, 1), progress: ro.progress}
 	l.mu.Lock()
-	id, err := l.e.Send(l.clk.Now(), peer, payload, oneWay)
+	// The caller's deadline is how long the message may sit out a fade; the
+	// engine runs on the link's clock, the context on the wall clock.
+	now := l.clk.Now()
+	var until time.Time
+	if d, ok := ctx.Deadline(); ok {
+		until = now.Add(time.Until(d))
+	}
+	id, err := l.e.SendUntil(now, peer, payload, oneWay, until)
 	if err == nil {
 		l.waiters[id] = w
 	}

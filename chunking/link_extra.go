@@ -9,6 +9,22 @@ import (
 // callers can tell how many frames a message takes.
 func (l *Link) Overhead() int { return l.e.Overhead() }
 
+// Budget is how long an exchange of a request of request bytes answered
+// with reply bytes may take on this link (Engine.Budget): a deadline sized
+// by it survives 30 % frame loss and a fade as long as the retry budget.
+func (l *Link) Budget(request, reply int) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.e.Budget(request, reply)
+}
+
+// MaxMessage is the largest message the link carries.
+func (l *Link) MaxMessage() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.e.o.MaxMessage
+}
+
 // Flush waits until no frame is queued or on the air, or ctx ends.
 func (l *Link) Flush(ctx context.Context) error { return l.wait(ctx, false) }
 
@@ -17,7 +33,7 @@ func (l *Link) Flush(ctx context.Context) error { return l.wait(ctx, false) }
 // a reply of ours has been acknowledged, and a peer that lost our last
 // acknowledgement has had the time to ask for it again, and got it. The
 // final RACK of an exchange is the frame nobody acknowledges: a peer that
-// lost it keeps asking for its whole retry budget, tens of seconds in
+// lost it keeps asking for its whole retry budget, minutes in
 // which its half-duplex radio is deaf to whoever else talks to it (the
 // relay that takes over, say). A process calls Drain before Close; the
 // wait is bounded by the peers' retry timers, a second or two at SF7.

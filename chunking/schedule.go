@@ -112,13 +112,13 @@ func (e *Engine) NextFrame(now time.Time) []byte {
 	e.tx = it
 	if it.frame != nil {
 		if it.x != nil && it.solicit {
-			it.x.polls++
+			it.x.asked(now)
 		}
 		return it.frame
 	}
 	x := it.x
 	if it.poll {
-		x.polls++
+		x.asked(now)
 	}
 	h, d := x.fragment(it.idx, it.poll)
 	return it.p.sealFrame(h, x.counter, d)
@@ -288,7 +288,7 @@ func (e *Engine) tickIn(now time.Time, p *peer) {
 		}
 	}
 	if x := m.rx; x.overdue(now) {
-		if x.polls >= e.o.MaxAckRequests {
+		if e.budgetSpent(x, time.Time{}, now) {
 			// The requester went away; nobody waits for this reply.
 			x.stop()
 		} else {
@@ -309,9 +309,9 @@ func (e *Engine) tickOut(now time.Time, p *peer) {
 		o.wait = now.Add(e.o.ReplyCheck)
 		o.x.queuePoll(e.answerAt(now))
 	case (o.state != oSending && o.state != oWaitReply) || !o.x.overdue(now):
-	case o.x.polls >= e.o.MaxAckRequests:
+	case e.budgetSpent(o.x, o.until, now):
 		p.queueAbort(o)
-		e.finish(now, o, fmt.Errorf("%w: peer %d left %d ACK requests unanswered", ErrNoAck, p.addr, o.x.polls))
+		e.finish(now, o, fmt.Errorf("%w: peer %d left %d ACK requests unanswered for %v", ErrNoAck, p.addr, o.x.polls, now.Sub(o.x.silent).Round(time.Millisecond)))
 	default:
 		o.x.queuePoll(e.answerAt(now))
 	}

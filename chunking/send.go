@@ -41,7 +41,8 @@ type xfer struct {
 	nAcked   int
 	nSent    int
 	state    xferState
-	polls    int
+	polls    int       // ACK requests in a row left unanswered
+	silent   time.Time // when the first of them went out
 	pollSeq  int
 	deadline time.Time
 	st       *Stats
@@ -116,6 +117,14 @@ func (x *xfer) sentOnce(idx int) bool {
 	x.sent[idx] = true
 	x.nSent++
 	return true
+}
+
+// asked counts an ACK request going out at now.
+func (x *xfer) asked(now time.Time) {
+	if x.polls == 0 {
+		x.silent = now
+	}
+	x.polls++
 }
 
 // waitAck: what asked for an answer is out; the answer is due by deadline.
@@ -202,6 +211,7 @@ type outMsg struct {
 	rackSeq int
 	rack    []byte    // the final RACK, repeated on RPOLL
 	wait    time.Time // waiting for the reply: ask again if the peer is silent until then
+	until   time.Time // the sender's deadline: sit out the peer's silence until then (zero: RetryBudget)
 	stats   Stats
 	start   time.Time
 }
@@ -302,8 +312,18 @@ func (e *Engine) chooseFrag(l int) int {
 
 // Send queues payload for peer to. A request (oneWay false) completes with
 // EventReply, a one-way message with EventDelivered; either may end with
-// EventFailed. Messages to one peer go one at a time, in order.
+// EventFailed. Messages to one peer go one at a time, in order. A silent
+// peer is given RetryBudget.
 func (e *Engine) Send(now time.Time, to Addr, payload []byte, oneWay bool) (MsgID, error) {
+	return e.SendUntil(now, to, payload, oneWay, time.Time{})
+}
+
+// SendUntil is Send for a sender with a deadline: the message sits out any
+// silence of the peer until then (ErrNoAck after it), however long, instead
+// of for RetryBudget. A zero deadline is Send. The peer keeps its part of
+// the message for its Inactivity; a silence longer than that ends in
+// ErrRefused when the peer is heard again.
+func (e *Engine) SendUntil(now time.Time, to Addr, payload []byte, oneWay bool, deadline time.Time) (MsgID, error) {
 	if len(payload) > e.o.MaxMessage {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), e.o.MaxMessage)
 	}
@@ -312,7 +332,7 @@ func (e *Engine) Send(now time.Time, to Addr, payload []byte, oneWay bool) (MsgI
 		return 0, err
 	}
 	e.nextID++
-	o := &outMsg{id: e.nextID, p: p, oneWay: oneWay, size: len(payload), payload: slices.Clone(payload), start: now, reply: reasm{n: -1}}
+	o := &outMsg{id: e.nextID, p: p, oneWay: oneWay, size: len(payload), payload: slices.Clone(payload), start: now, reply: reasm{n: -1}, until: deadline}
 	p.out = append(p.out, o)
 	if len(p.out) == 1 {
 		e.start(now, o)

@@ -40,6 +40,11 @@ func Bursty(ge *sim.GilbertElliott) NamedChannel {
 	return NamedChannel{Name: "ge", Loss: g.MeanLoss(), Channel: sim.Channel{Burst: &g}}
 }
 
+// Outages is a perfect channel taken away for o.For once every o.Every.
+func Outages(o sim.Outage) NamedChannel {
+	return NamedChannel{Name: "outage", Loss: float64(o.For) / float64(o.Every), Channel: sim.Channel{Outage: &o}}
+}
+
 // Grid is a full bench: every scheme × size × channel, Runs runs each.
 type Grid struct {
 	Schemes  []Scheme

@@ -5,10 +5,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nexfield/nexfield/chunking/chunkbench"
 	"github.com/nexfield/nexfield/internal/atomicfile"
@@ -20,6 +22,8 @@ import (
 
 type benchRadioConfig struct {
 	sizes, losses, schemes, ge string
+	geStep                     time.Duration
+	outage                     string
 	burst                      bool
 	runs                       int
 	seed                       uint64
@@ -36,6 +40,8 @@ func benchRadioFlags() (*flag.FlagSet, *benchRadioConfig) {
 	fs.StringVar(&c.losses, "loss", "0,0.1,0.3", "i.i.d. frame loss rates, comma-separated")
 	fs.BoolVar(&c.burst, "burst", true, "also run the bursty (Gilbert-Elliott) channel")
 	fs.StringVar(&c.ge, "ge", "0.05,0.3,0.3,0.99", "Gilbert-Elliott p,r,h,k: P(good->bad), P(bad->good), delivery in bad, delivery in good")
+	fs.DurationVar(&c.geStep, "ge-step", 0, "clock the Gilbert-Elliott state by time, one move per this duration (a fade then lasts 1/r steps whatever is sent); 0: one move per frame")
+	fs.StringVar(&c.outage, "outage", "", "also run a channel with outages: FOR,EVERY (e.g. 60s,100s: a 60 s outage once every 100 s, at a random phase)")
 	fs.StringVar(&c.schemes, "schemes", "", "schemes to run, comma-separated (default all: "+strings.Join(schemeNames(), ",")+")")
 	fs.IntVar(&c.runs, "runs", 200, "runs per cell")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (equal seeds give equal results)")
@@ -139,8 +145,18 @@ func (c *benchRadioConfig) grid() (linkbench.Grid, error) {
 		if err != nil || len(v) != 4 {
 			return g, usageError{fmt.Sprintf("bench radio: --ge %q: want four probabilities p,r,h,k", c.ge)}
 		}
-		ge := sim.GilbertElliott{P: v[0], R: v[1], H: v[2], K: v[3]}
+		if c.geStep < 0 {
+			return g, usageError{fmt.Sprintf("bench radio: --ge-step %v: want a positive duration, or 0 for one move per frame", c.geStep)}
+		}
+		ge := sim.GilbertElliott{P: v[0], R: v[1], H: v[2], K: v[3], Step: c.geStep}
 		g.Channels = append(g.Channels, linkbench.Bursty(&ge))
+	}
+	if c.outage != "" {
+		o, err := parseOutage(c.outage)
+		if err != nil {
+			return g, usageError{fmt.Sprintf("bench radio: --outage %q: %v", c.outage, err)}
+		}
+		g.Channels = append(g.Channels, linkbench.Outages(o))
 	}
 	all := benchSchemes()
 	if c.schemes == "" {
@@ -165,6 +181,27 @@ func (c *benchRadioConfig) grid() (linkbench.Grid, error) {
 		}
 	}
 	return g, nil
+}
+
+// parseOutage reads FOR,EVERY: two durations, the outage shorter than its
+// period.
+func parseOutage(s string) (sim.Outage, error) {
+	f := strings.Split(s, ",")
+	if len(f) != 2 {
+		return sim.Outage{}, errors.New("want FOR,EVERY, e.g. 60s,100s")
+	}
+	var d [2]time.Duration
+	for i, v := range f {
+		x, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return sim.Outage{}, fmt.Errorf("want FOR,EVERY, e.g. 60s,100s: %w", err)
+		}
+		d[i] = x
+	}
+	if d[0] <= 0 || d[1] <= d[0] {
+		return sim.Outage{}, errors.New("want a positive outage shorter than its period")
+	}
+	return sim.Outage{For: d[0], Every: d[1]}, nil
 }
 
 func parseInts(s string) ([]int, error) {

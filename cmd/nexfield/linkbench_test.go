@@ -49,9 +49,36 @@ func TestBenchRadioJSON(t *testing.T) {
 	}
 }
 
+// TestBenchRadioFades: --ge-step clocks the bursty channel by time and
+// --outage adds a channel with outages.
+func TestBenchRadioFades(t *testing.T) {
+	var out, errb bytes.Buffer
+	e := env{stdout: &out, stderr: &errb}
+	err := runBenchRadio(t.Context(), e, []string{"--runs", "2", "--sizes", "512", "--loss", "0", "--schemes", "nexfield",
+		"--ge", "0.02,0.05,0.05,0.99", "--ge-step", "400ms", "--outage", "20s,60s", "--exchange=false", "--json"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	var channels []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		channels = append(channels, m["channel"].(string))
+		if m["failures"].(float64) != 0 {
+			t.Errorf("cell %s failed", line)
+		}
+	}
+	if strings.Join(channels, ",") != "iid,ge,outage" {
+		t.Errorf("channels %v, want iid, ge, outage", channels)
+	}
+}
+
 func TestBenchRadioBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--loss", "1.5"}, {"--sizes", "x"}, {"--schemes", "carrier-pigeon"}, {"--sf", "13"}, {"--ge", "0.1,0.2"}, {"--runs", "0"}, {"extra"},
+		{"--outage", "60s"}, {"--outage", "60s,30s"}, {"--outage", "x,100s"}, {"--ge-step", "-1s"},
 	} {
 		var out bytes.Buffer
 		err := runBenchRadio(t.Context(), env{stdout: &out, stderr: &out}, args)

@@ -156,7 +156,7 @@ func (a *air) endTx(tx *transmission) []delivery {
 			t.stats.Deaf++
 			continue
 		}
-		f := a.ch.draw(link{tx.from.id, t.id})
+		f := a.ch.draw(link{tx.from.id, t.id}, tx.start, tx.end)
 		switch {
 		case f.lost:
 			t.stats.Lost++

@@ -16,8 +16,15 @@ var ErrInvalidOpts = errors.New("sim: invalid options")
 // and H in Bad. Mean burst (Bad run) length is 1/R frames, the long-run
 // share of Bad is P/(P+R), and the mean loss is
 // (R·(1−K) + P·(1−H)) / (P+R).
+//
+// Step, when set, clocks the state by time instead: it moves once per Step
+// of elapsed time, whatever is sent. A fade then lasts a time (1/R steps)
+// rather than a number of frames, as a real one does: a sender that waits
+// before it asks again outlasts it, one that asks faster does not end it
+// sooner.
 type GilbertElliott struct {
 	P, R, H, K float64
+	Step       time.Duration
 }
 
 // MeanLoss is the long-run frame loss rate.
@@ -29,8 +36,21 @@ func (g GilbertElliott) MeanLoss() float64 {
 }
 
 func (g GilbertElliott) String() string {
+	if g.Step > 0 {
+		return fmt.Sprintf("GE(p=%.3g r=%.3g h=%.3g k=%.3g step=%v)", g.P, g.R, g.H, g.K, g.Step)
+	}
 	return fmt.Sprintf("GE(p=%.3g r=%.3g h=%.3g k=%.3g)", g.P, g.R, g.H, g.K)
 }
+
+// Outage takes the channel away entirely, both ways, for For once every
+// Every: a vehicle parked in front of the antenna, a mast down. The first
+// starts at a random point of the first Every after the first frame; a
+// frame that overlaps an outage is lost.
+type Outage struct {
+	For, Every time.Duration
+}
+
+func (o Outage) String() string { return fmt.Sprintf("outage=%v/%v", o.For, o.Every) }
 
 // Channel is the per-frame channel model, applied independently at every
 // receiver after collisions and half-duplex are accounted. The zero value
@@ -52,6 +72,8 @@ type Channel struct {
 	// Delay is the largest extra delivery delay, drawn uniformly from
 	// [0, Delay] per frame; a non-zero Delay reorders frames.
 	Delay time.Duration
+	// Outage, when set, adds periodic outages (applied first).
+	Outage *Outage
 }
 
 func (c Channel) validate() error {
@@ -70,8 +92,14 @@ func (c Channel) validate() error {
 			}
 		}
 	}
+	if c.Burst != nil && c.Burst.Step < 0 {
+		return fmt.Errorf("%w: %v has a negative step", ErrInvalidOpts, *c.Burst)
+	}
 	if c.Delay < 0 {
 		return fmt.Errorf("%w: negative delay %v", ErrInvalidOpts, c.Delay)
+	}
+	if o := c.Outage; o != nil && (o.For <= 0 || o.Every <= o.For) {
+		return fmt.Errorf("%w: %v: want a positive length shorter than the period", ErrInvalidOpts, *o)
 	}
 	return nil
 }
@@ -91,6 +119,9 @@ func (c Channel) String() string {
 	if c.Delay > 0 {
 		s += fmt.Sprintf(" delay<=%v", c.Delay)
 	}
+	if c.Outage != nil {
+		s += " " + c.Outage.String()
+	}
 	return s
 }
 
@@ -104,31 +135,78 @@ type link struct{ from, to int }
 
 // channelState holds the random source and the burst state of every link.
 type channelState struct {
-	c   Channel
-	rng *rand.Rand
-	bad map[link]bool
+	c     Channel
+	rng   *rand.Rand
+	bad   map[link]bool
+	moved map[link]time.Time // a time-clocked burst state: when it last moved
+	// outages are laid from the first frame on
+	outStart time.Time
+	started  bool
 }
 
 func newChannelState(c Channel, seed uint64) *channelState {
-	return &channelState{c: c, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), bad: map[link]bool{}}
+	return &channelState{c: c, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), bad: map[link]bool{}, moved: map[link]time.Time{}}
 }
 
-// draw decides one frame's fate. The number and order of random draws
-// depend only on the model and earlier draws, which keeps runs reproducible.
-func (s *channelState) draw(l link) fate {
-	var f fate
-	c := s.c
-	if c.Loss > 0 && s.rng.Float64() < c.Loss {
-		f.lost = true
+// inOutage reports whether a frame on the air from start to end overlaps
+// an outage.
+func (s *channelState) inOutage(start, end time.Time) bool {
+	o := s.c.Outage
+	if o == nil {
+		return false
 	}
-	if g := c.Burst; g != nil {
-		bad := s.bad[l]
+	if !s.started {
+		s.started = true
+		s.outStart = start.Add(time.Duration(s.rng.Int64N(int64(o.Every))))
+	}
+	// The outage in force at end or, if none, the last one before it.
+	k := end.Sub(s.outStart) / o.Every
+	if end.Before(s.outStart) {
+		return false
+	}
+	from := s.outStart.Add(k * o.Every)
+	return start.Before(from.Add(o.For))
+}
+
+// moveBurst moves l's burst state once per frame, or once per Step of
+// time elapsed since it last moved.
+func (s *channelState) moveBurst(g *GilbertElliott, l link, at time.Time) bool {
+	bad := s.bad[l]
+	n := 1
+	if g.Step > 0 {
+		last, ok := s.moved[l]
+		if !ok {
+			last = at.Add(-g.Step)
+		}
+		n = int(at.Sub(last) / g.Step)
+		s.moved[l] = last.Add(time.Duration(n) * g.Step)
+	}
+	for range n {
 		if bad {
 			bad = s.rng.Float64() >= g.R
 		} else {
 			bad = s.rng.Float64() < g.P
 		}
-		s.bad[l] = bad
+	}
+	s.bad[l] = bad
+	return bad
+}
+
+// draw decides the fate of one frame on the air from start to end. The
+// number and order of random draws depend only on the model, the frames'
+// times and earlier draws, which keeps runs reproducible.
+func (s *channelState) draw(l link, start, end time.Time) fate {
+	var f fate
+	c := s.c
+	if s.inOutage(start, end) {
+		f.lost = true
+		return f
+	}
+	if c.Loss > 0 && s.rng.Float64() < c.Loss {
+		f.lost = true
+	}
+	if g := c.Burst; g != nil {
+		bad := s.moveBurst(g, l, start)
 		pass := g.K
 		if bad {
 			pass = g.H

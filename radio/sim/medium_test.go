@@ -306,3 +306,49 @@ func BenchmarkMediumFrames(b *testing.B) {
 		b.ReportMetric(a.Stats().TxAirtime.Seconds()/wall, "airtime_s/wall_s")
 	}
 }
+
+// lossRuns draws n frames of length d, gap apart, on one link and returns
+// the share lost and the mean length of a run of lost frames.
+func lossRuns(s *channelState, n int, gap, d time.Duration) (share, mean float64) {
+	t0 := time.Unix(1e9, 0)
+	lost, runs, prev := 0, 0, false
+	for i := range n {
+		at := t0.Add(time.Duration(i) * gap)
+		f := s.draw(link{0, 1}, at, at.Add(d))
+		if f.lost {
+			lost++
+			if !prev {
+				runs++
+			}
+		}
+		prev = f.lost
+	}
+	return float64(lost) / float64(n), float64(lost) / float64(max(runs, 1))
+}
+
+func TestGilbertElliottStep(t *testing.T) {
+	ge := GilbertElliott{P: 0.05, R: 0.05, H: 0, K: 1, Step: time.Second}
+	// Frames one step apart see the fades as the per-frame model does.
+	share, mean := lossRuns(newChannelState(Channel{Burst: &ge}, 5), 40000, time.Second, 0)
+	if math.Abs(share-ge.MeanLoss()) > 0.03 || math.Abs(mean-1/ge.R) > 3 {
+		t.Errorf("one step apart: lost %.3f in runs of %.1f, want %.3f in runs of %.0f", share, mean, ge.MeanLoss(), 1/ge.R)
+	}
+	// Frames ten steps apart lose as often, but a fade (20 s) spans two
+	// or three of them, not twenty.
+	share, mean = lossRuns(newChannelState(Channel{Burst: &ge}, 5), 40000, 10*time.Second, 0)
+	if math.Abs(share-ge.MeanLoss()) > 0.03 || mean > 4 {
+		t.Errorf("ten steps apart: lost %.3f in runs of %.1f, want %.3f in runs of about 2.5", share, mean, ge.MeanLoss())
+	}
+}
+
+func TestOutage(t *testing.T) {
+	o := Outage{For: time.Minute, Every: 100 * time.Second}
+	// 100 ms frames every second: an outage takes 60 or 61 of them.
+	share, mean := lossRuns(newChannelState(Channel{Outage: &o}, 9), 10000, time.Second, 100*time.Millisecond)
+	if math.Abs(share-0.6) > 0.01 || mean < 60 || mean > 61 {
+		t.Errorf("lost %.3f in runs of %.1f, want 0.6 in runs of 60-61", share, mean)
+	}
+	if _, err := NewMedium(&Opts{Channel: Channel{Outage: &Outage{For: time.Minute, Every: time.Minute}}}); err == nil {
+		t.Error("an outage as long as its period was accepted")
+	}
+}
